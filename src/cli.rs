@@ -1,0 +1,45 @@
+//! Command-line flags; each also reads a `DOORSIM_*` environment variable.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+
+/// An emulator of an Axis network door station.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "doorsim", version, about)]
+pub struct Cli {
+    /// HTTP API listen address.
+    #[arg(long, env = "DOORSIM_HTTP", default_value = "0.0.0.0:8080")]
+    pub http: SocketAddr,
+
+    /// An account for HTTP auth as NAME:PASS; repeatable.
+    #[arg(long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
+    pub users: Vec<(String, String)>,
+
+    /// Tracing filter, e.g. `info` or `doorsim=debug`.
+    #[arg(long, env = "DOORSIM_LOG", default_value = "info")]
+    pub log: String,
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((name, pass)) if !name.is_empty() => Ok((name.to_owned(), pass.to_owned())),
+        _ => Err(format!("{s:?} is not NAME:PASS")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_repeated_users() {
+        let c = Cli::try_parse_from(["doorsim"]).expect("defaults");
+        assert_eq!(c.http.port(), 8080);
+        assert_eq!(c.users, vec![("root".to_owned(), "pass".to_owned())]);
+        let c = Cli::try_parse_from(["doorsim", "--user", "a:b", "--user", "c:d:e"]).expect("users");
+        assert_eq!(c.users[1], ("c".to_owned(), "d:e".to_owned()));
+        assert!(Cli::try_parse_from(["doorsim", "--user", "nopass"]).is_err());
+        assert!(Cli::try_parse_from(["doorsim", "--http", "nonsense"]).is_err());
+    }
+}

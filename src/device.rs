@@ -1,0 +1,60 @@
+//! The composition root: [`Device::start`] builds and wires one device. Used by `main` and by
+//! tests alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::control::Control;
+use crate::http::auth::Authenticator;
+use crate::http::{server, App};
+use crate::store::Store;
+use crate::vapix::call_service::CallService;
+
+/// Serial number of the emulated unit; the HTTP auth realm is `AXIS_<serial>` as on devices.
+pub const SERIAL: &str = "ACCC8E78A0B1";
+
+/// How to build a device.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// HTTP listen address (port 0 picks a free one).
+    pub http: SocketAddr,
+    /// HTTP accounts (name, password).
+    pub users: Vec<(String, String)>,
+}
+
+/// A running device.
+#[derive(Debug)]
+pub struct Device {
+    /// The address the HTTP API listens on.
+    pub http_addr: SocketAddr,
+    /// The device's configuration store.
+    pub store: Arc<Store>,
+    http_task: JoinHandle<()>,
+}
+
+impl Device {
+    /// Binds the device's listeners and starts serving until `shutdown` is cancelled.
+    pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> std::io::Result<Device> {
+        let store = Arc::new(Store::new());
+        let app = Arc::new(App {
+            auth: Authenticator::new(config.users, format!("AXIS_{SERIAL}")),
+            call_service: CallService::new(store.clone()),
+            control: Control::new(store.clone()),
+        });
+        let listener = TcpListener::bind(config.http).await?;
+        let http_addr = listener.local_addr()?;
+        let http_task = tokio::spawn(server::run(listener, app, shutdown));
+        Ok(Device { http_addr, store, http_task })
+    }
+
+    /// Waits until every task of the device has stopped.
+    pub async fn stopped(self) {
+        if let Err(e) = self.http_task.await {
+            tracing::error!(error = %e, "HTTP server task failed");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! HTTP authentication as the device does it: Digest (MD5 and SHA-256, `qop=auth`) and Basic.
+//!
+//! Nonces are stateless: `<issued-at hex>.<HMAC-like tag>`, so no map grows with clients.
+//! A nonce is good for [`NONCE_LIFETIME`]; an older one gets a fresh challenge with
+//! `stale=true`, which clients answer without asking the user again. The digest arithmetic
+//! itself comes from the `digest_auth` crate, whose `AuthorizationHeader::digest` recomputes the
+//! expected response from the known password.
+//! Known limit: nonce counts are not tracked, so a captured request can be replayed while its
+//! nonce is fresh (real devices differ here; the emulator trades that for bounded memory).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use digest_auth::{AuthContext, AuthorizationHeader, HttpMethod};
+use hyper::header::HeaderValue;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// How long a nonce stays valid.
+pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
+/// The accounts and secret one device checks requests against.
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    users: Vec<(String, String)>,
+    realm: String,
+    secret: [u8; 32],
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No or wrong credentials.
+    Unauthorized,
+    /// Right credentials on an expired nonce.
+    Stale,
+}
+
+impl Authenticator {
+    /// An authenticator for `users` (name, password) in `realm`.
+    pub fn new(users: Vec<(String, String)>, realm: String) -> Self {
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        Self { users, realm, secret }
+    }
+
+    /// Checks the `Authorization` header of a request to `uri` (path and query as sent).
+    /// Returns the user name.
+    pub fn check(&self, method: &str, uri: &str, header: Option<&HeaderValue>) -> Result<String, Refusal> {
+        let header = header.and_then(|h| h.to_str().ok()).ok_or(Refusal::Unauthorized)?;
+        let (scheme, rest) = header.split_once(' ').ok_or(Refusal::Unauthorized)?;
+        if scheme.eq_ignore_ascii_case("basic") {
+            self.check_basic(rest.trim())
+        } else if scheme.eq_ignore_ascii_case("digest") {
+            self.check_digest(method, uri, rest)
+        } else {
+            Err(Refusal::Unauthorized)
+        }
+    }
+
+    fn password_of(&self, user: &str) -> Option<&str> {
+        self.users.iter().find(|(u, _)| u == user).map(|(_, p)| p.as_str())
+    }
+
+    fn check_basic(&self, encoded: &str) -> Result<String, Refusal> {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| Refusal::Unauthorized)?;
+        let text = String::from_utf8(decoded).map_err(|_| Refusal::Unauthorized)?;
+        let (user, pass) = text.split_once(':').ok_or(Refusal::Unauthorized)?;
+        match self.password_of(user) {
+            Some(p) if constant_time_eq(p.as_bytes(), pass.as_bytes()) => Ok(user.to_owned()),
+            _ => Err(Refusal::Unauthorized),
+        }
+    }
+
+    fn check_digest(&self, method: &str, uri: &str, params: &str) -> Result<String, Refusal> {
+        let sent = AuthorizationHeader::parse(params).map_err(|_| Refusal::Unauthorized)?;
+        let password = self.password_of(&sent.username).ok_or(Refusal::Unauthorized)?;
+        if sent.realm != self.realm || sent.uri != uri || sent.userhash {
+            return Err(Refusal::Unauthorized);
+        }
+        let fresh = self.nonce_is_fresh(&sent.nonce).ok_or(Refusal::Unauthorized)?;
+        let mut expected = sent.clone();
+        let context = AuthContext::new_with_method(
+            sent.username.as_str(),
+            password,
+            uri,
+            Option::<&[u8]>::None,
+            HttpMethod(method.into()),
+        );
+        expected.digest(&context);
+        if !constant_time_eq(expected.response.as_bytes(), sent.response.to_ascii_lowercase().as_bytes()) {
+            return Err(Refusal::Unauthorized);
+        }
+        if fresh {
+            Ok(sent.username)
+        } else {
+            Err(Refusal::Stale)
+        }
+    }
+
+    /// The `WWW-Authenticate` challenges of a 401: Digest SHA-256, Digest MD5, Basic, with one
+    /// nonce. Clients pick the strongest they support.
+    pub fn challenges(&self, stale: bool) -> Vec<HeaderValue> {
+        let nonce = self.new_nonce();
+        let stale = if stale { ", stale=true" } else { "" };
+        let realm = &self.realm;
+        ["SHA-256", "MD5"]
+            .iter()
+            .map(|alg| format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"{stale}"))
+            .chain(std::iter::once(format!("Basic realm=\"{realm}\"")))
+            .filter_map(|v| HeaderValue::from_str(&v).ok())
+            .collect()
+    }
+
+    fn new_nonce(&self) -> String {
+        let issued = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        format!("{issued:x}.{}", self.tag(issued))
+    }
+
+    fn tag(&self, issued: u64) -> String {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(issued.to_be_bytes());
+        h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// `Some(true)` for a nonce of ours that is fresh, `Some(false)` for one that expired,
+    /// `None` for one we never issued.
+    fn nonce_is_fresh(&self, nonce: &str) -> Option<bool> {
+        let (issued, tag) = nonce.split_once('.')?;
+        let issued = u64::from_str_radix(issued, 16).ok()?;
+        if !constant_time_eq(tag.as_bytes(), self.tag(issued).as_bytes()) {
+            return None;
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        Some(now.saturating_sub(issued) <= NONCE_LIFETIME.as_secs())
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use digest_auth::WwwAuthenticateHeader;
+
+    fn auth() -> Authenticator {
+        Authenticator::new(vec![("root".into(), "pass".into())], "AXIS_TEST".into())
+    }
+
+    fn respond(a: &Authenticator, challenge: &HeaderValue, user: &str, pass: &str, uri: &str) -> HeaderValue {
+        let mut prompt = WwwAuthenticateHeader::parse(challenge.to_str().expect("ascii")).expect("challenge");
+        let ctx = AuthContext::new_with_method(user, pass, uri, Option::<&[u8]>::None, HttpMethod::POST);
+        let _ = a;
+        HeaderValue::from_str(&prompt.respond(&ctx).expect("response").to_string()).expect("header")
+    }
+
+    #[test]
+    fn digest_md5_and_sha256_are_accepted_and_wrong_passwords_refused() {
+        let a = auth();
+        for challenge in &a.challenges(false)[..2] {
+            let ok = respond(&a, challenge, "root", "pass", "/vapix/call");
+            assert_eq!(a.check("POST", "/vapix/call", Some(&ok)), Ok("root".into()));
+            let bad = respond(&a, challenge, "root", "nope", "/vapix/call");
+            assert_eq!(a.check("POST", "/vapix/call", Some(&bad)), Err(Refusal::Unauthorized));
+            // A response computed for another URI does not open this one.
+            assert_eq!(a.check("POST", "/other", Some(&ok)), Err(Refusal::Unauthorized));
+        }
+    }
+
+    #[test]
+    fn forged_and_expired_nonces() {
+        let a = auth();
+        assert_eq!(a.nonce_is_fresh("0.00"), None);
+        let old = 1_000u64;
+        assert_eq!(a.nonce_is_fresh(&format!("{old:x}.{}", a.tag(old))), Some(false));
+        assert_eq!(a.nonce_is_fresh(&a.new_nonce()), Some(true));
+        // Another device's nonce (another secret) is refused.
+        assert_eq!(auth().nonce_is_fresh(&a.new_nonce()), None);
+    }
+
+    #[test]
+    fn basic() {
+        let a = auth();
+        let ok = HeaderValue::from_static("Basic cm9vdDpwYXNz");
+        assert_eq!(a.check("GET", "/", Some(&ok)), Ok("root".into()));
+        let bad = HeaderValue::from_static("Basic cm9vdDpwYXN4");
+        assert_eq!(a.check("GET", "/", Some(&bad)), Err(Refusal::Unauthorized));
+        assert_eq!(a.check("GET", "/", None), Err(Refusal::Unauthorized));
+        assert_eq!(a.check("GET", "/", Some(&HeaderValue::from_static("Basic !!!"))), Err(Refusal::Unauthorized));
+    }
+}

@@ -1,0 +1,17 @@
+//! doorsim: an emulator of an Axis network door station.
+//!
+//! Layers, imports pointing down only (see DESIGN.md):
+//! - [`http`] serves the HTTP faces ([`vapix`], [`control`]) with auth and body limits;
+//! - [`vapix`] decodes both request formats and runs the Call service commands;
+//! - [`store`] holds the device state and its invariants;
+//! - [`model`] is the pure data model with its validation rules.
+//!
+//! [`device::Device`] is the composition root that wires one device together.
+
+pub mod cli;
+pub mod control;
+pub mod device;
+pub mod http;
+pub mod model;
+pub mod store;
+pub mod vapix;

@@ -1,0 +1,333 @@
+//! The device's configuration store and its invariants.
+//!
+//! One [`DeviceState`] behind a `std::sync::Mutex`. Every change goes through
+//! [`Store::update`]: the closure works on a copy, the invariants are checked on the result, and
+//! only a valid result replaces the state. All-or-nothing plural Set*/Remove* falls out of this
+//! shape (DESIGN.md decision 6). The state is small (at most [`MAX_OBJECTS`] of each kind), so
+//! the copy costs microseconds.
+
+use std::sync::Mutex;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::model::audio_codec::supported_codecs;
+use crate::model::{
+    AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, IdKind, ModelError, ModelResult, SipAccount,
+    SipConfiguration, VmsCallConfiguration,
+};
+
+/// The spec's upper limit of entities per type, enforced here so a client cannot grow the store
+/// without bound.
+pub const MAX_OBJECTS: usize = 100;
+
+/// Everything the Call service API configures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceState {
+    /// The SIP configuration.
+    #[serde(rename = "SIPConfiguration")]
+    pub sip_configuration: SipConfiguration,
+    /// SIP accounts by id, in creation order.
+    #[serde(rename = "SIPAccounts")]
+    pub sip_accounts: IndexMap<String, SipAccount>,
+    /// DTMF configurations by id.
+    #[serde(rename = "DTMFConfigurations")]
+    pub dtmf_configurations: IndexMap<String, DtmfConfiguration>,
+    /// DTMF events by id.
+    #[serde(rename = "DTMFEvents")]
+    pub dtmf_events: IndexMap<String, DtmfEvent>,
+    /// DTMF triggers by id.
+    #[serde(rename = "DTMFTriggers")]
+    pub dtmf_triggers: IndexMap<String, DtmfTrigger>,
+    /// VMS call configuration.
+    #[serde(rename = "VMSCallConfiguration")]
+    pub vms_call_configuration: VmsCallConfiguration,
+    /// Audio codec priority list, highest first.
+    pub audio_codecs: Vec<AudioCodec>,
+}
+
+impl Default for DeviceState {
+    /// The factory default: SIP disabled, one peer-to-peer account, default codecs and VMS settings.
+    fn default() -> Self {
+        let p2p = SipAccount::peer_to_peer();
+        Self {
+            sip_configuration: SipConfiguration::default(),
+            sip_accounts: IndexMap::from([(p2p.id.clone(), p2p)]),
+            dtmf_configurations: IndexMap::new(),
+            dtmf_events: IndexMap::new(),
+            dtmf_triggers: IndexMap::new(),
+            vms_call_configuration: VmsCallConfiguration::default(),
+            audio_codecs: supported_codecs(),
+        }
+    }
+}
+
+/// A stored object kind: its id and how new ids are made.
+trait Stored {
+    const KIND: IdKind;
+    const LABEL: &'static str;
+    fn id_mut(&mut self) -> &mut String;
+}
+
+macro_rules! stored {
+    ($ty:ty, $kind:expr, $label:literal) => {
+        impl Stored for $ty {
+            const KIND: IdKind = $kind;
+            const LABEL: &'static str = $label;
+            fn id_mut(&mut self) -> &mut String {
+                &mut self.id
+            }
+        }
+    };
+}
+stored!(SipAccount, IdKind::SipAccount, "SIP account");
+stored!(DtmfConfiguration, IdKind::DtmfConfiguration, "DTMF configuration");
+stored!(DtmfEvent, IdKind::DtmfEvent, "DTMF event");
+stored!(DtmfTrigger, IdKind::DtmfTrigger, "DTMF trigger");
+
+/// Adds or replaces `items` in `map`, generating ids for those without; returns the ids in order.
+fn upsert<T: Stored>(map: &mut IndexMap<String, T>, items: Vec<T>) -> ModelResult<Vec<String>> {
+    let mut ids = Vec::with_capacity(items.len());
+    for mut item in items {
+        if item.id_mut().is_empty() {
+            *item.id_mut() = T::KIND.generate(|id| map.contains_key(id));
+        }
+        let id = item.id_mut().clone();
+        if ids.contains(&id) {
+            return Err(ModelError::Invalid(format!("{} '{id}' appears twice in the request", T::LABEL)));
+        }
+        map.insert(id.clone(), item);
+        ids.push(id);
+    }
+    if map.len() > MAX_OBJECTS {
+        return Err(ModelError::Invalid(format!("at most {MAX_OBJECTS} of each kind ({}s)", T::LABEL)));
+    }
+    Ok(ids)
+}
+
+impl DeviceState {
+    /// Adds or replaces SIP accounts. An account set with IsDefault takes the default from the
+    /// others (the last one in the request wins, as the spec says).
+    pub fn set_sip_accounts(&mut self, accounts: Vec<SipAccount>) -> ModelResult<Vec<String>> {
+        let new_default = accounts.iter().rev().position(|a| a.is_default).map(|i| accounts.len() - 1 - i);
+        let ids = upsert(&mut self.sip_accounts, accounts)?;
+        if let Some(i) = new_default {
+            for (id, account) in &mut self.sip_accounts {
+                account.is_default = *id == ids[i];
+            }
+        }
+        self.repair_accounts();
+        Ok(ids)
+    }
+
+    /// Removes SIP accounts; unknown ids are ignored. Removing the last account re-creates the
+    /// peer-to-peer account.
+    pub fn remove_sip_accounts(&mut self, ids: &[String]) {
+        for id in ids {
+            self.sip_accounts.shift_remove(id);
+        }
+        self.repair_accounts();
+    }
+
+    /// Keeps exactly one default account and never zero accounts.
+    fn repair_accounts(&mut self) {
+        if self.sip_accounts.is_empty() {
+            let p2p = SipAccount::peer_to_peer();
+            self.sip_accounts.insert(p2p.id.clone(), p2p);
+        }
+        let mut seen_default = false;
+        for account in self.sip_accounts.values_mut() {
+            account.is_default &= !seen_default;
+            seen_default |= account.is_default;
+        }
+        if !seen_default {
+            if let Some((_, first)) = self.sip_accounts.first_mut() {
+                first.is_default = true;
+            }
+        }
+    }
+
+    /// Adds or replaces DTMF configurations.
+    pub fn set_dtmf_configurations(&mut self, items: Vec<DtmfConfiguration>) -> ModelResult<Vec<String>> {
+        upsert(&mut self.dtmf_configurations, items)
+    }
+
+    /// Adds or replaces DTMF events.
+    pub fn set_dtmf_events(&mut self, items: Vec<DtmfEvent>) -> ModelResult<Vec<String>> {
+        upsert(&mut self.dtmf_events, items)
+    }
+
+    /// Adds or replaces DTMF triggers.
+    pub fn set_dtmf_triggers(&mut self, items: Vec<DtmfTrigger>) -> ModelResult<Vec<String>> {
+        upsert(&mut self.dtmf_triggers, items)
+    }
+
+    /// Removes DTMF configurations; unknown ids are ignored.
+    pub fn remove_dtmf_configurations(&mut self, ids: &[String]) {
+        ids.iter().for_each(|id| drop(self.dtmf_configurations.shift_remove(id)));
+    }
+
+    /// Removes DTMF events; unknown ids are ignored.
+    pub fn remove_dtmf_events(&mut self, ids: &[String]) {
+        ids.iter().for_each(|id| drop(self.dtmf_events.shift_remove(id)));
+    }
+
+    /// Removes DTMF triggers; unknown ids are ignored.
+    pub fn remove_dtmf_triggers(&mut self, ids: &[String]) {
+        ids.iter().for_each(|id| drop(self.dtmf_triggers.shift_remove(id)));
+    }
+
+    /// The default account (there is always exactly one).
+    pub fn default_account(&self) -> Option<&SipAccount> {
+        self.sip_accounts.values().find(|a| a.is_default)
+    }
+
+    /// The cross-object rules (DESIGN.md decision 7): account -> configuration -> triggers ->
+    /// event never dangles, and no DTMF sequence triggers two events.
+    fn check_invariants(&self) -> ModelResult<()> {
+        let dangling = |from: &str, from_id: &str, to: &str, to_id: &str| {
+            ModelError::Invalid(format!(
+                "{from} '{from_id}' refers to {to} '{to_id}', which does not exist (or this request removes it)"
+            ))
+        };
+        for a in self.sip_accounts.values() {
+            let c = &a.dtmf_configuration_id;
+            if !c.is_empty() && !self.dtmf_configurations.contains_key(c) {
+                return Err(dangling("SIP account", &a.id, "DTMF configuration", c));
+            }
+        }
+        for c in self.dtmf_configurations.values() {
+            if let Some(t) = c.dtmf_trigger_id.iter().find(|t| !self.dtmf_triggers.contains_key(*t)) {
+                return Err(dangling("DTMF configuration", &c.id, "DTMF trigger", t));
+            }
+        }
+        for (i, t) in self.dtmf_triggers.values().enumerate() {
+            if !self.dtmf_events.contains_key(&t.dtmf_event_id) {
+                return Err(dangling("DTMF trigger", &t.id, "DTMF event", &t.dtmf_event_id));
+            }
+            if let Some(other) = self.dtmf_triggers.values().skip(i + 1).find(|o| o.dtmf_sequence == t.dtmf_sequence) {
+                return Err(ModelError::Invalid(format!(
+                    "DTMF sequence '{}' would trigger through both '{}' and '{}': a sequence triggers one event",
+                    t.dtmf_sequence, t.id, other.id
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The store: one device's state behind a mutex that is never held across an `.await`.
+#[derive(Debug, Default)]
+pub struct Store {
+    /// Held only for a copy or a swap; no I/O happens under it.
+    state: Mutex<DeviceState>,
+}
+
+impl Store {
+    /// A store with the factory-default state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeviceState> {
+        // A panic while holding the lock cannot leave a half-applied state (updates swap whole
+        // states), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads the state.
+    pub fn read<T>(&self, f: impl FnOnce(&DeviceState) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// A copy of the whole state.
+    pub fn snapshot(&self) -> DeviceState {
+        self.lock().clone()
+    }
+
+    /// Applies `f` to a copy of the state; commits it only if `f` succeeds and every invariant
+    /// holds afterwards. A refused update changes nothing.
+    pub fn update<T>(&self, f: impl FnOnce(&mut DeviceState) -> ModelResult<T>) -> ModelResult<T> {
+        let mut guard = self.lock();
+        let mut next = guard.clone();
+        let out = f(&mut next)?;
+        next.check_invariants()?;
+        *guard = next;
+        Ok(out)
+    }
+
+    /// Restores the factory defaults.
+    pub fn reset(&self) {
+        *self.lock() = DeviceState::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Fields;
+    use serde_json::json;
+
+    fn account(v: serde_json::Value) -> SipAccount {
+        SipAccount::read(&Fields::new(&v, "SIPAccount", false).expect("object"), None).expect("valid")
+    }
+
+    #[test]
+    fn factory_default_has_one_default_peer_to_peer_account() {
+        let s = DeviceState::default();
+        assert_eq!(s.sip_accounts.len(), 1);
+        assert_eq!(s.default_account().map(|a| a.id.as_str()), Some("peer-to-peer"));
+    }
+
+    #[test]
+    fn ids_are_generated_and_the_last_default_wins() {
+        let store = Store::new();
+        let ids = store
+            .update(|s| {
+                s.set_sip_accounts(vec![
+                    account(json!({"UserId": "a", "IsDefault": true})),
+                    account(json!({"UserId": "b", "IsDefault": true})),
+                ])
+            })
+            .expect("valid");
+        assert_eq!(ids, ["sip_account_0", "sip_account_1"]);
+        assert_eq!(store.read(|s| s.default_account().map(|a| a.id.clone())), Some("sip_account_1".into()));
+    }
+
+    #[test]
+    fn removing_every_account_recreates_peer_to_peer() {
+        let store = Store::new();
+        store.update(|s| Ok(s.remove_sip_accounts(&["peer-to-peer".into()]))).expect("valid");
+        assert_eq!(store.snapshot(), DeviceState::default());
+    }
+
+    #[test]
+    fn a_refused_update_changes_nothing() {
+        let store = Store::new();
+        let before = store.snapshot();
+        let r = store.update(|s| s.set_sip_accounts(vec![account(json!({"UserId": "a", "DTMFConfigurationId": "nope"}))]));
+        assert!(matches!(r, Err(ModelError::Invalid(_))));
+        assert_eq!(store.snapshot(), before);
+    }
+
+    #[test]
+    fn references_and_unique_sequences_hold() {
+        let store = Store::new();
+        let ev = |id: &str| DtmfEvent { id: id.into(), name: id.into() };
+        let tr = |id: &str, seq: &str, ev: &str| DtmfTrigger {
+            id: id.into(),
+            dtmf_sequence: seq.into(),
+            dtmf_event_id: ev.into(),
+        };
+        store.update(|s| s.set_dtmf_events(vec![ev("a"), ev("b")])).expect("events");
+        store.update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "a"), tr("t2", "5678", "b")])).expect("triggers");
+        // The spec's example: the same sequence may not point at another event through a new trigger...
+        assert!(store.update(|s| s.set_dtmf_triggers(vec![tr("", "1234", "b")])).is_err());
+        // ...but updating the trigger that holds it is fine.
+        store.update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "b")])).expect("update");
+        // An event named by a trigger cannot be removed.
+        assert!(store.update(|s| Ok(s.remove_dtmf_events(&["b".into()]))).is_err());
+        store.update(|s| Ok(s.remove_dtmf_events(&["a".into(), "unknown".into()]))).expect("unused event");
+    }
+}
