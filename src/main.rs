@@ -1,5 +1,6 @@
 //! The `doorsim` binary: parse flags, start one device, print the banner, stop on Ctrl-C.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
 use clap::Parser;
@@ -44,10 +45,18 @@ fn print_banner(cli: &Cli, device: &Device) {
         addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     let (user, pass) = &cli.users[0];
-    println!("doorsim {} — an emulated Axis network door station", env!("CARGO_PKG_VERSION"));
-    println!("  Call service API  http://{addr}/vapix/call   (listening on {})", device.http_addr);
-    println!("  Credentials       {user}:{pass}   (HTTP Digest MD5/SHA-256 or Basic)");
-    println!("  Try               curl --anyauth -u '{user}:{pass}' http://{addr}/vapix/call -d '{{\"axcall:GetSIPConfiguration\":{{}}}}'");
-    println!("  Simple format     curl --anyauth -u '{user}:{pass}' 'http://{addr}/vapix/call?format=simple&action=axcall:GetSIPConfiguration'");
-    println!("  Stop with Ctrl-C");
+    let curl = format!("curl --anyauth -u '{user}:{pass}'");
+    let banner = format!(
+        "doorsim {version} — an emulated Axis network door station\n\
+         \x20 Call service API  http://{addr}/vapix/call   (listening on {listen})\n\
+         \x20 Credentials       {user}:{pass}   (HTTP Digest MD5/SHA-256 or Basic)\n\
+         \x20 Try               {curl} http://{addr}/vapix/call -d '{{\"axcall:GetSIPConfiguration\":{{}}}}'\n\
+         \x20 Simple format     {curl} 'http://{addr}/vapix/call?format=simple&action=axcall:GetSIPConfiguration'\n\
+         \x20 Stop with Ctrl-C\n",
+        version = env!("CARGO_PKG_VERSION"),
+        listen = device.http_addr,
+    );
+    // A closed stdout (a pipe whose reader went away) must not stop the device.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
 }
