@@ -53,7 +53,12 @@ pub fn read_priority_list(f: &Fields<'_>) -> ModelResult<Vec<AudioCodec>> {
         if out.iter().any(|o| o.name == *canonical) {
             return Err(ModelError::invalid(&c.path_of("Name"), format!("{canonical} listed twice")));
         }
-        let options = c.opt_text("Options")?.unwrap_or_else(|| (*default_options).to_owned());
+        // Absent options take the codec's default; `null` (how the simple format writes "") is empty.
+        let options = match c.opt_text("Options")? {
+            Some(o) => o,
+            None if c.is_null("Options") => String::new(),
+            None => (*default_options).to_owned(),
+        };
         if options.len() > MAX_TEXT_LEN {
             return Err(ModelError::invalid(&c.path_of("Options"), "too long"));
         }

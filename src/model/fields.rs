@@ -84,8 +84,12 @@ impl<'a> Fields<'a> {
         self.raw(name).map(|v| text(v, &self.path_of(name), MAX_TEXT_LEN)).transpose()
     }
 
-    /// A mandatory text field.
+    /// A mandatory text field. In lenient mode an explicit `null` is the empty string, since
+    /// the simple format writes `""` as `null`.
     pub fn req_text(&self, name: &str) -> ModelResult<String> {
+        if self.lenient && self.is_null(name) {
+            return Ok(String::new());
+        }
         self.opt_text(name)?.ok_or_else(|| ModelError::Missing(self.path_of(name)))
     }
 
@@ -141,9 +145,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A mandatory list field.
+    /// A mandatory list field. In lenient mode an absent list is empty: the simple format has
+    /// no way to write an empty list, and the device's own output omits them.
     pub fn req_list(&self, name: &str) -> ModelResult<Vec<Item<'a>>> {
-        self.opt_list(name)?.ok_or_else(|| ModelError::Missing(self.path_of(name)))
+        match self.opt_list(name)? {
+            Some(items) => Ok(items),
+            None if self.lenient => Ok(Vec::new()),
+            None => Err(ModelError::Missing(self.path_of(name))),
+        }
     }
 
     /// Reads one list item of field `name` as an object.
@@ -158,10 +167,11 @@ impl<'a> Fields<'a> {
     /// Reads one list item of field `name` as text of at most `max_len` characters.
     pub fn item_text(&self, name: &str, item: Item<'a>, max_len: usize) -> ModelResult<String> {
         let path = format!("{}[{}]", self.path_of(name), item.index);
-        if item.value.is_null() {
-            return Err(ModelError::Missing(path));
+        match item.value {
+            Value::Null if self.lenient => Ok(String::new()),
+            Value::Null => Err(ModelError::Missing(path)),
+            v => text(v, &path, max_len),
         }
-        text(item.value, &path, max_len)
     }
 }
 
