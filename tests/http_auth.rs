@@ -20,32 +20,33 @@ async fn curl_anyauth_digest_and_basic_are_accepted() {
         let (out, err) = curl(&[mode, "-u", "root:pass", &url, "-d", r#"{"axcall:GetServiceCapabilities":{}}"#]);
         assert!(out.contains("\"Capabilities\""), "{mode}: {out} {err}");
     }
-    // curl --anyauth picks the strongest challenge: SHA-256.
-    let (_, trace) = curl(&["-v", "--anyauth", "-u", "root:pass", &url, "-d", "{}"]);
-    assert!(trace.contains("algorithm=SHA-256"), "{trace}");
 }
 
 #[tokio::test]
-async fn curl_digest_md5_only_client_is_accepted() {
-    // An MD5-only client: answer the MD5 challenge by hand-picking it with the digest_auth crate.
+async fn each_digest_algorithm_is_accepted() {
+    // Answer each challenge (MD5, then SHA-256) with the digest_auth crate and send it with curl.
     let d = Doorsim::start(&[]);
     let (headers, _) = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/vapix/call", d.base)]);
-    let md5 = headers
+    let digests: Vec<&str> = headers
         .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate: digest") && l.contains("algorithm=MD5"))
-        .expect("an MD5 challenge");
-    let mut prompt = digest_auth::parse(md5.split_once(": ").expect("header").1.trim()).expect("parse");
-    let ctx = digest_auth::AuthContext::new_post("root", "pass", "/vapix/call", Option::<&[u8]>::None);
-    let auth = prompt.respond(&ctx).expect("respond").to_string();
-    assert!(auth.contains("algorithm=MD5"), "{auth}");
-    let (out, err) = curl(&[
-        "-H",
-        &format!("Authorization: {auth}"),
-        &format!("{}/vapix/call", d.base),
-        "-d",
-        r#"{"axcall:GetSIPConfiguration":{}}"#,
-    ]);
-    assert!(out.contains("SIPConfiguration"), "{out} {err}");
+        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate: digest"))
+        .filter_map(|l| l.split_once(": ").map(|(_, v)| v.trim()))
+        .collect();
+    assert_eq!(digests.len(), 2, "{headers}");
+    for (challenge, algorithm) in digests.iter().zip(["MD5", "SHA-256"]) {
+        let mut prompt = digest_auth::parse(challenge).expect("parse");
+        let ctx = digest_auth::AuthContext::new_post("root", "pass", "/vapix/call", Option::<&[u8]>::None);
+        let auth = prompt.respond(&ctx).expect("respond").to_string();
+        assert!(auth.contains(&format!("algorithm={algorithm}")), "{auth}");
+        let (out, err) = curl(&[
+            "-H",
+            &format!("Authorization: {auth}"),
+            &format!("{}/vapix/call", d.base),
+            "-d",
+            r#"{"axcall:GetSIPConfiguration":{}}"#,
+        ]);
+        assert!(out.contains("SIPConfiguration"), "{algorithm}: {out} {err}");
+    }
 }
 
 #[tokio::test]
@@ -56,9 +57,9 @@ async fn wrong_or_missing_credentials_get_a_401_challenge() {
     assert!(headers.starts_with("HTTP/1.1 401"), "{headers}");
     let challenges: Vec<&str> = headers.lines().filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:")).collect();
     assert_eq!(challenges.len(), 3, "{headers}");
-    assert!(challenges[0].contains("Digest realm=\"AXIS_") && challenges[0].contains("algorithm=SHA-256"));
+    assert!(challenges[0].contains("Digest realm=\"AXIS_") && challenges[0].contains("algorithm=MD5"));
     assert!(challenges[0].contains("qop=\"auth\""));
-    assert!(challenges[1].contains("algorithm=MD5"));
+    assert!(challenges[1].contains("algorithm=SHA-256"));
     assert!(challenges[2].contains("Basic realm="));
     for (mode, cred) in [("--anyauth", "root:pass"), ("--digest", "admin:wrong"), ("--basic", "admin:wrong")] {
         let (code, _) = curl(&[mode, "-u", cred, "-o", "/dev/null", "-w", "%{http_code}", &url, "-d", "{}"]);
@@ -78,4 +79,18 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
     assert_eq!(code, "404");
     let (code, _) = curl(&["--anyauth", "-u", "root:pass", "-X", "DELETE", "-o", "/dev/null", "-w", "%{http_code}", &format!("{}/vapix/call", d.base)]);
     assert_eq!(code, "405");
+}
+
+#[tokio::test]
+async fn python_requests_digest_auth_is_accepted() {
+    let d = Doorsim::start(&[]);
+    let script = r#"
+import sys, requests
+from requests.auth import HTTPDigestAuth
+r = requests.post(sys.argv[1] + "/vapix/call", json={"axcall:GetAudioCodecs": {}}, auth=HTTPDigestAuth("root", "pass"))
+print(r.status_code, r.json()["AudioCodec"][0]["Name"])
+"#;
+    let out = Command::new("python3").args(["-c", script, &d.base]).output().expect("python3 with requests");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "200 PCMU", "{stdout}{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -98,13 +98,14 @@ impl Authenticator {
         }
     }
 
-    /// The `WWW-Authenticate` challenges of a 401: Digest SHA-256, Digest MD5, Basic, with one
-    /// nonce. Clients pick the strongest they support.
+    /// The `WWW-Authenticate` challenges of a 401: Digest MD5, Digest SHA-256, Basic, with one
+    /// nonce. MD5 comes first because common clients (Python's urllib, httpx) take the first
+    /// Digest challenge and some of them refuse SHA-256.
     pub fn challenges(&self, stale: bool) -> Vec<HeaderValue> {
         let nonce = self.new_nonce();
         let stale = if stale { ", stale=true" } else { "" };
         let realm = &self.realm;
-        ["SHA-256", "MD5"]
+        ["MD5", "SHA-256"]
             .iter()
             .map(|alg| format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm={alg}, qop=\"auth\"{stale}"))
             .chain(std::iter::once(format!("Basic realm=\"{realm}\"")))
