@@ -23,7 +23,13 @@ impl Control {
     /// Answers `method path`: `Some(Ok(body))`, `Some(Err(status))` for a known path with the
     /// wrong method, `None` for an unknown path.
     pub fn handle(&self, method: &Method, path: &str) -> Option<Result<Value, StatusCode>> {
-        let allow = |m: Method| if *method == m { Ok(()) } else { Err(StatusCode::METHOD_NOT_ALLOWED) };
+        let allow = |m: Method| {
+            if *method == m {
+                Ok(())
+            } else {
+                Err(StatusCode::METHOD_NOT_ALLOWED)
+            }
+        };
         Some(match path {
             "/emulator/v1/reset" => allow(Method::POST).map(|()| {
                 self.store.reset();

@@ -38,7 +38,8 @@ type HttpResponse = Response<Full<Bytes>>;
 fn response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -58,8 +59,15 @@ impl App {
         if !is_vapix_call && !path.starts_with("/emulator/v1/") {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");
         }
-        let uri = req.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
-        if let Err(refusal) = self.auth.check(req.method().as_str(), &uri, req.headers().get(AUTHORIZATION)) {
+        let uri = req
+            .uri()
+            .path_and_query()
+            .map_or(path.clone(), |pq| pq.as_str().to_owned());
+        if let Err(refusal) = self.auth.check(
+            req.method().as_str(),
+            &uri,
+            req.headers().get(AUTHORIZATION),
+        ) {
             return self.unauthorized(refusal);
         }
         let method = req.method().clone();
@@ -68,7 +76,9 @@ impl App {
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {
-                let fault = Fault::invalid_args(format!("request body rejected: {e} (limit {MAX_BODY} bytes)"));
+                let fault = Fault::invalid_args(format!(
+                    "request body rejected: {e} (limit {MAX_BODY} bytes)"
+                ));
                 return fault_response(format, StatusCode::PAYLOAD_TOO_LARGE, &fault);
             }
         };
@@ -91,7 +101,14 @@ impl App {
         r
     }
 
-    fn vapix_call(&self, method: &Method, format: Format, query: Option<&str>, body: &[u8], local: SocketAddr) -> HttpResponse {
+    fn vapix_call(
+        &self,
+        method: &Method,
+        format: Format,
+        query: Option<&str>,
+        body: &[u8],
+        local: SocketAddr,
+    ) -> HttpResponse {
         let request = match (method, format) {
             (&Method::GET, Format::Simple) | (&Method::POST, _) => format.decode(query, body),
             (&Method::GET, Format::Json) => Err(Fault::invalid_args(
@@ -99,10 +116,13 @@ impl App {
             )),
             _ => return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed"),
         };
-        let ctx = RequestContext { device_host: host_of(local) };
+        let ctx = RequestContext {
+            device_host: host_of(local),
+        };
         let result = request.and_then(|r| {
             tracing::debug!(action = %r.action, "call service request");
-            self.call_service.handle(&r.action, &r.params, format == Format::Simple, &ctx)
+            self.call_service
+                .handle(&r.action, &r.params, format == Format::Simple, &ctx)
         });
         match result {
             Ok(value) => response(StatusCode::OK, format.content_type(), format.encode(&value)),
@@ -115,7 +135,11 @@ impl App {
 }
 
 fn fault_response(format: Format, status: StatusCode, fault: &Fault) -> HttpResponse {
-    response(status, format.content_type(), format.encode(&fault.to_value()))
+    response(
+        status,
+        format.content_type(),
+        format.encode(&fault.to_value()),
+    )
 }
 
 /// The device's address as a URI host: IPv6 in brackets.

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test of doorsim on a fresh Debian machine with Rust: installs what the tests need
+# (as root, via apt-get, only when missing), checks formatting and lints, then runs the unit,
+# black-box and corpus tests. The corpus tests need ../shared/corpus beside the checkout and
+# say so when it is absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
+if ((${#missing[@]})); then
+    echo "== installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+echo "== cargo test"
+cargo test
