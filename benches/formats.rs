@@ -48,23 +48,11 @@ fn main() {
         .join("&");
 
     let json_encode = time(21, 50, || drop(black_box(json::encode(black_box(&value)))));
-    let simple_encode = time(21, 50, || {
-        drop(black_box(simple::encode(black_box(&value))))
-    });
-    let json_decode = time(21, 50, || {
-        drop(black_box(serde_json::from_str::<Value>(black_box(
-            &json_text,
-        ))))
-    });
-    let simple_decode = time(21, 50, || {
-        drop(black_box(simple::decode(black_box(&query))))
-    });
+    let simple_encode = time(21, 50, || drop(black_box(simple::encode(black_box(&value)))));
+    let json_decode = time(21, 50, || drop(black_box(serde_json::from_str::<Value>(black_box(&json_text)))));
+    let simple_decode = time(21, 50, || drop(black_box(simple::decode(black_box(&query)))));
 
-    println!(
-        "GetSIPAccounts with 100 accounts ({} B JSON, {} B simple)",
-        json_text.len(),
-        simple_text.len()
-    );
+    println!("GetSIPAccounts with 100 accounts ({} B JSON, {} B simple)", json_text.len(), simple_text.len());
     println!(
         "  encode: json {json_encode:?}  simple {simple_encode:?}  ratio simple/json {:.2}",
         ratio(simple_encode, json_encode)

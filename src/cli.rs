@@ -37,8 +37,7 @@ mod tests {
         let c = Cli::try_parse_from(["doorsim"]).expect("defaults");
         assert_eq!(c.http.port(), 8080);
         assert_eq!(c.users, vec![("root".to_owned(), "pass".to_owned())]);
-        let c =
-            Cli::try_parse_from(["doorsim", "--user", "a:b", "--user", "c:d:e"]).expect("users");
+        let c = Cli::try_parse_from(["doorsim", "--user", "a:b", "--user", "c:d:e"]).expect("users");
         assert_eq!(c.users[1], ("c".to_owned(), "d:e".to_owned()));
         assert!(Cli::try_parse_from(["doorsim", "--user", "nopass"]).is_err());
         assert!(Cli::try_parse_from(["doorsim", "--http", "nonsense"]).is_err());

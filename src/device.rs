@@ -38,10 +38,7 @@ pub struct Device {
 
 impl Device {
     /// Binds the device's listeners and starts serving until `shutdown` is cancelled.
-    pub async fn start(
-        config: DeviceConfig,
-        shutdown: CancellationToken,
-    ) -> std::io::Result<Device> {
+    pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> std::io::Result<Device> {
         let store = Arc::new(Store::new());
         let app = Arc::new(App {
             auth: Authenticator::new(config.users, format!("AXIS_{SERIAL}")),
@@ -51,11 +48,7 @@ impl Device {
         let listener = TcpListener::bind(config.http).await?;
         let http_addr = listener.local_addr()?;
         let http_task = tokio::spawn(server::run(listener, app, shutdown));
-        Ok(Device {
-            http_addr,
-            store,
-            http_task,
-        })
+        Ok(Device { http_addr, store, http_task })
     }
 
     /// Waits until every task of the device has stopped.

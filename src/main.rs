@@ -17,16 +17,10 @@ async fn main() -> std::process::ExitCode {
         eprintln!("doorsim: bad --log filter {:?} ({e}); using info", cli.log);
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let shutdown = CancellationToken::new();
-    let config = DeviceConfig {
-        http: cli.http,
-        users: cli.users.clone(),
-    };
+    let config = DeviceConfig { http: cli.http, users: cli.users.clone() };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,
         Err(e) => {

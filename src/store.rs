@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::model::audio_codec::supported_codecs;
 use crate::model::{
-    AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, IdKind, ModelError, ModelResult,
-    SipAccount, SipConfiguration, VmsCallConfiguration,
+    AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, IdKind, ModelError, ModelResult, SipAccount,
+    SipConfiguration, VmsCallConfiguration,
 };
 
 /// The spec's upper limit of entities per type, enforced here so a client cannot grow the store
@@ -82,11 +82,7 @@ macro_rules! stored {
     };
 }
 stored!(SipAccount, IdKind::SipAccount, "SIP account");
-stored!(
-    DtmfConfiguration,
-    IdKind::DtmfConfiguration,
-    "DTMF configuration"
-);
+stored!(DtmfConfiguration, IdKind::DtmfConfiguration, "DTMF configuration");
 stored!(DtmfEvent, IdKind::DtmfEvent, "DTMF event");
 stored!(DtmfTrigger, IdKind::DtmfTrigger, "DTMF trigger");
 
@@ -99,19 +95,13 @@ fn upsert<T: Stored>(map: &mut IndexMap<String, T>, items: Vec<T>) -> ModelResul
         }
         let id = item.id_mut().clone();
         if ids.contains(&id) {
-            return Err(ModelError::Invalid(format!(
-                "{} '{id}' appears twice in the request",
-                T::LABEL
-            )));
+            return Err(ModelError::Invalid(format!("{} '{id}' appears twice in the request", T::LABEL)));
         }
         map.insert(id.clone(), item);
         ids.push(id);
     }
     if map.len() > MAX_OBJECTS {
-        return Err(ModelError::Invalid(format!(
-            "at most {MAX_OBJECTS} of each kind ({}s)",
-            T::LABEL
-        )));
+        return Err(ModelError::Invalid(format!("at most {MAX_OBJECTS} of each kind ({}s)", T::LABEL)));
     }
     Ok(ids)
 }
@@ -120,11 +110,7 @@ impl DeviceState {
     /// Adds or replaces SIP accounts. An account set with IsDefault takes the default from the
     /// others (the last one in the request wins, as the spec says).
     pub fn set_sip_accounts(&mut self, accounts: Vec<SipAccount>) -> ModelResult<Vec<String>> {
-        let new_default = accounts
-            .iter()
-            .rev()
-            .position(|a| a.is_default)
-            .map(|i| accounts.len() - 1 - i);
+        let new_default = accounts.iter().rev().position(|a| a.is_default).map(|i| accounts.len() - 1 - i);
         let ids = upsert(&mut self.sip_accounts, accounts)?;
         if let Some(i) = new_default {
             for (id, account) in &mut self.sip_accounts {
@@ -163,10 +149,7 @@ impl DeviceState {
     }
 
     /// Adds or replaces DTMF configurations.
-    pub fn set_dtmf_configurations(
-        &mut self,
-        items: Vec<DtmfConfiguration>,
-    ) -> ModelResult<Vec<String>> {
+    pub fn set_dtmf_configurations(&mut self, items: Vec<DtmfConfiguration>) -> ModelResult<Vec<String>> {
         upsert(&mut self.dtmf_configurations, items)
     }
 
@@ -182,20 +165,17 @@ impl DeviceState {
 
     /// Removes DTMF configurations; unknown ids are ignored.
     pub fn remove_dtmf_configurations(&mut self, ids: &[String]) {
-        ids.iter()
-            .for_each(|id| drop(self.dtmf_configurations.shift_remove(id)));
+        ids.iter().for_each(|id| drop(self.dtmf_configurations.shift_remove(id)));
     }
 
     /// Removes DTMF events; unknown ids are ignored.
     pub fn remove_dtmf_events(&mut self, ids: &[String]) {
-        ids.iter()
-            .for_each(|id| drop(self.dtmf_events.shift_remove(id)));
+        ids.iter().for_each(|id| drop(self.dtmf_events.shift_remove(id)));
     }
 
     /// Removes DTMF triggers; unknown ids are ignored.
     pub fn remove_dtmf_triggers(&mut self, ids: &[String]) {
-        ids.iter()
-            .for_each(|id| drop(self.dtmf_triggers.shift_remove(id)));
+        ids.iter().for_each(|id| drop(self.dtmf_triggers.shift_remove(id)));
     }
 
     /// The default account (there is always exactly one).
@@ -218,29 +198,15 @@ impl DeviceState {
             }
         }
         for c in self.dtmf_configurations.values() {
-            if let Some(t) = c
-                .dtmf_trigger_id
-                .iter()
-                .find(|t| !self.dtmf_triggers.contains_key(*t))
-            {
+            if let Some(t) = c.dtmf_trigger_id.iter().find(|t| !self.dtmf_triggers.contains_key(*t)) {
                 return Err(dangling("DTMF configuration", &c.id, "DTMF trigger", t));
             }
         }
         for (i, t) in self.dtmf_triggers.values().enumerate() {
             if !self.dtmf_events.contains_key(&t.dtmf_event_id) {
-                return Err(dangling(
-                    "DTMF trigger",
-                    &t.id,
-                    "DTMF event",
-                    &t.dtmf_event_id,
-                ));
+                return Err(dangling("DTMF trigger", &t.id, "DTMF event", &t.dtmf_event_id));
             }
-            if let Some(other) = self
-                .dtmf_triggers
-                .values()
-                .skip(i + 1)
-                .find(|o| o.dtmf_sequence == t.dtmf_sequence)
-            {
+            if let Some(other) = self.dtmf_triggers.values().skip(i + 1).find(|o| o.dtmf_sequence == t.dtmf_sequence) {
                 return Err(ModelError::Invalid(format!(
                     "DTMF sequence '{}' would trigger through both '{}' and '{}': a sequence triggers one event",
                     t.dtmf_sequence, t.id, other.id
@@ -267,9 +233,7 @@ impl Store {
     fn lock(&self) -> std::sync::MutexGuard<'_, DeviceState> {
         // A panic while holding the lock cannot leave a half-applied state (updates swap whole
         // states), so a poisoned lock is still consistent.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads the state.
@@ -306,18 +270,14 @@ mod tests {
     use serde_json::json;
 
     fn account(v: serde_json::Value) -> SipAccount {
-        SipAccount::read(&Fields::new(&v, "SIPAccount", false).expect("object"), None)
-            .expect("valid")
+        SipAccount::read(&Fields::new(&v, "SIPAccount", false).expect("object"), None).expect("valid")
     }
 
     #[test]
     fn factory_default_has_one_default_peer_to_peer_account() {
         let s = DeviceState::default();
         assert_eq!(s.sip_accounts.len(), 1);
-        assert_eq!(
-            s.default_account().map(|a| a.id.as_str()),
-            Some("peer-to-peer")
-        );
+        assert_eq!(s.default_account().map(|a| a.id.as_str()), Some("peer-to-peer"));
     }
 
     #[test]
@@ -332,10 +292,7 @@ mod tests {
             })
             .expect("valid");
         assert_eq!(ids, ["sip_account_0", "sip_account_1"]);
-        assert_eq!(
-            store.read(|s| s.default_account().map(|a| a.id.clone())),
-            Some("sip_account_1".into())
-        );
+        assert_eq!(store.read(|s| s.default_account().map(|a| a.id.clone())), Some("sip_account_1".into()));
     }
 
     #[test]
@@ -354,11 +311,8 @@ mod tests {
     fn a_refused_update_changes_nothing() {
         let store = Store::new();
         let before = store.snapshot();
-        let r = store.update(|s| {
-            s.set_sip_accounts(vec![account(
-                json!({"UserId": "a", "DTMFConfigurationId": "nope"}),
-            )])
-        });
+        let r =
+            store.update(|s| s.set_sip_accounts(vec![account(json!({"UserId": "a", "DTMFConfigurationId": "nope"}))]));
         assert!(matches!(r, Err(ModelError::Invalid(_))));
         assert_eq!(store.snapshot(), before);
     }
@@ -366,29 +320,18 @@ mod tests {
     #[test]
     fn references_and_unique_sequences_hold() {
         let store = Store::new();
-        let ev = |id: &str| DtmfEvent {
-            id: id.into(),
-            name: id.into(),
-        };
+        let ev = |id: &str| DtmfEvent { id: id.into(), name: id.into() };
         let tr = |id: &str, seq: &str, ev: &str| DtmfTrigger {
             id: id.into(),
             dtmf_sequence: seq.into(),
             dtmf_event_id: ev.into(),
         };
-        store
-            .update(|s| s.set_dtmf_events(vec![ev("a"), ev("b")]))
-            .expect("events");
-        store
-            .update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "a"), tr("t2", "5678", "b")]))
-            .expect("triggers");
+        store.update(|s| s.set_dtmf_events(vec![ev("a"), ev("b")])).expect("events");
+        store.update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "a"), tr("t2", "5678", "b")])).expect("triggers");
         // The spec's example: the same sequence may not point at another event through a new trigger...
-        assert!(store
-            .update(|s| s.set_dtmf_triggers(vec![tr("", "1234", "b")]))
-            .is_err());
+        assert!(store.update(|s| s.set_dtmf_triggers(vec![tr("", "1234", "b")])).is_err());
         // ...but updating the trigger that holds it is fine.
-        store
-            .update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "b")]))
-            .expect("update");
+        store.update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "b")])).expect("update");
         // An event named by a trigger cannot be removed.
         assert!(store
             .update(|s| {

@@ -16,9 +16,7 @@ const RUNNER: &str = "../shared/corpus/astralborn-api-tester/run_payloads.py";
 async fn astralborn_payloads_get_clean_answers_and_the_device_stays_up() {
     let runner = Path::new(env!("CARGO_MANIFEST_DIR")).join(RUNNER);
     if !runner.exists() {
-        eprintln!(
-            "SKIPPED: {RUNNER} not found (the corpus is only beside the project's CI checkout)"
-        );
+        eprintln!("SKIPPED: {RUNNER} not found (the corpus is only beside the project's CI checkout)");
         return;
     }
     let d = Doorsim::start(&[]);
@@ -35,11 +33,7 @@ async fn astralborn_payloads_get_clean_answers_and_the_device_stays_up() {
     .await
     .expect("runner thread");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.trim_end().ends_with(", 0 failed"), "{stdout}");
 
     // Stronger than the runner's "< 500": in the device's own form (axcall mode) every answer is
@@ -60,7 +54,5 @@ async fn astralborn_payloads_get_clean_answers_and_the_device_stays_up() {
     assert!(checked > 50, "only {checked} axcall cases ran");
     // And nothing the payloads did broke the store's invariants: it still answers and reads back.
     let state = d.state().await;
-    assert!(state["Store"]["SIPAccounts"]
-        .as_object()
-        .is_some_and(|m| !m.is_empty()));
+    assert!(state["Store"]["SIPAccounts"].as_object().is_some_and(|m| !m.is_empty()));
 }

@@ -15,26 +15,11 @@ const NOT_FOUND: (&str, Option<&str>) = ("ter:InvalidArgVal", Some("ter:NotFound
 
 /// Puts one object of each kind in the store so references and unknown ids can be tested.
 async fn populate(d: &Doorsim) {
-    d.ok(
-        "SetDTMFEvent",
-        json!({"DTMFEvent": {"Id": "ev", "Name": "Door"}}),
-    )
-    .await;
-    d.ok(
-        "SetDTMFTrigger",
-        json!({"DTMFTrigger": {"Id": "tr", "DTMFSequence": "#1234#", "DTMFEventId": "ev"}}),
-    )
-    .await;
-    d.ok(
-        "SetDTMFConfiguration",
-        json!({"DTMFConfiguration": {"Id": "conf", "Name": "C", "DTMFTriggerId": ["tr"]}}),
-    )
-    .await;
-    d.ok(
-        "SetSIPAccount",
-        json!({"SIPAccount": {"Id": "acc", "UserId": "6001", "DTMFConfigurationId": "conf"}}),
-    )
-    .await;
+    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "ev", "Name": "Door"}})).await;
+    d.ok("SetDTMFTrigger", json!({"DTMFTrigger": {"Id": "tr", "DTMFSequence": "#1234#", "DTMFEventId": "ev"}})).await;
+    d.ok("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Id": "conf", "Name": "C", "DTMFTriggerId": ["tr"]}}))
+        .await;
+    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "acc", "UserId": "6001", "DTMFConfigurationId": "conf"}})).await;
 }
 
 /// (command, parameters, expected fault) — grouped by command: wrong type, out of range or
@@ -42,104 +27,32 @@ async fn populate(d: &Doorsim) {
 fn cases() -> Vec<(&'static str, Value, Expected)> {
     let long = "x".repeat(5000);
     vec![
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"SIPEnabled": "yes"}}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"CallingTimeout": 601}}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"CallingTimeout": 0}}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"SIPPort": 65536}}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"SIPEnabled": true, "SIPPort": -1}}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"AccessListPolicy": "Sometimes"}}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"SIPEnabled": true}, "KeepCurrent": "no"}),
-            VAL,
-        ),
-        (
-            "SetSIPConfiguration",
-            json!({"SIPConfiguration": {"STUNServers": [{}]}}),
-            ARGS,
-        ),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": "yes"}}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"CallingTimeout": 601}}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"CallingTimeout": 0}}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPPort": 65536}}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true, "SIPPort": -1}}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"AccessListPolicy": "Sometimes"}}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true}, "KeepCurrent": "no"}), VAL),
+        ("SetSIPConfiguration", json!({"SIPConfiguration": {"STUNServers": [{}]}}), ARGS),
         ("SetSIPConfiguration", json!({}), ARGS),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"UserId": 12345}}),
-            VAL,
-        ),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"UserId": "a", "Transport": "sctp"}}),
-            VAL,
-        ),
+        ("SetSIPAccount", json!({"SIPAccount": {"UserId": 12345}}), VAL),
+        ("SetSIPAccount", json!({"SIPAccount": {"UserId": "a", "Transport": "sctp"}}), VAL),
         (
             "SetSIPAccount",
             json!({"SIPAccount": {"UserId": "a", "MediaEncryption": "SRTPMandatory", "Transport": "udp"}}),
             VAL,
         ),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"UserId": long}}),
-            VAL,
-        ),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"UserId": "a", "Id": "bad id!"}}),
-            VAL,
-        ),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"UserId": "a", "Registrar": "<script>alert(1)</script>"}}),
-            VAL,
-        ),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"Password": "x"}}),
-            ARGS,
-        ),
+        ("SetSIPAccount", json!({"SIPAccount": {"UserId": long}}), VAL),
+        ("SetSIPAccount", json!({"SIPAccount": {"UserId": "a", "Id": "bad id!"}}), VAL),
+        ("SetSIPAccount", json!({"SIPAccount": {"UserId": "a", "Registrar": "<script>alert(1)</script>"}}), VAL),
+        ("SetSIPAccount", json!({"SIPAccount": {"Password": "x"}}), ARGS),
         ("SetSIPAccount", json!({}), ARGS),
-        (
-            "SetSIPAccount",
-            json!({"SIPAccount": {"UserId": "a", "DTMFConfigurationId": "unknown"}}),
-            VAL,
-        ),
+        ("SetSIPAccount", json!({"SIPAccount": {"UserId": "a", "DTMFConfigurationId": "unknown"}}), VAL),
         ("SetSIPAccounts", json!({"SIPAccount": "WRONG_TYPE"}), VAL),
-        (
-            "SetSIPAccounts",
-            json!({"SIPAccount": [{"UserId": "ok"}, {"UserId": "a", "Transport": "x"}]}),
-            VAL,
-        ),
-        (
-            "SetSIPAccounts",
-            json!({"SIPAccount": [{"UserId": "ok"}, {}]}),
-            ARGS,
-        ),
-        (
-            "SetSIPAccounts",
-            json!({"SIPAccount": [{"Id": "dup", "UserId": "a"}, {"Id": "dup", "UserId": "b"}]}),
-            VAL,
-        ),
+        ("SetSIPAccounts", json!({"SIPAccount": [{"UserId": "ok"}, {"UserId": "a", "Transport": "x"}]}), VAL),
+        ("SetSIPAccounts", json!({"SIPAccount": [{"UserId": "ok"}, {}]}), ARGS),
+        ("SetSIPAccounts", json!({"SIPAccount": [{"Id": "dup", "UserId": "a"}, {"Id": "dup", "UserId": "b"}]}), VAL),
         (
             "SetSIPAccounts",
             json!({"SIPAccount": [{"UserId": "ok"}, {"UserId": "a", "DTMFConfigurationId": "unknown"}]}),
@@ -148,78 +61,30 @@ fn cases() -> Vec<(&'static str, Value, Expected)> {
         ("GetSIPAccount", json!({"SIPAccountId": 5}), VAL),
         ("GetSIPAccount", json!({"SIPAccountId": long}), VAL),
         ("GetSIPAccount", json!({}), ARGS),
-        (
-            "GetSIPAccount",
-            json!({"SIPAccountId": "unknown"}),
-            NOT_FOUND,
-        ),
+        ("GetSIPAccount", json!({"SIPAccountId": "unknown"}), NOT_FOUND),
         ("GetSIPAccounts", json!({"SIPAccountId": "not-a-list"}), VAL),
         ("RemoveSIPAccount", json!({"SIPAccountId": ["a"]}), VAL),
         ("RemoveSIPAccount", json!({}), ARGS),
         ("RemoveSIPAccounts", json!({}), ARGS),
         ("GetSIPAccountStatus", json!({"SIPAccountId": -1}), VAL),
         ("GetSIPAccountStatus", json!({}), ARGS),
-        (
-            "GetSIPAccountStatus",
-            json!({"SIPAccountId": "unknown"}),
-            NOT_FOUND,
-        ),
-        (
-            "GetSIPAccountStatuses",
-            json!({"SIPAccountId": {"a": 1}}),
-            VAL,
-        ),
+        ("GetSIPAccountStatus", json!({"SIPAccountId": "unknown"}), NOT_FOUND),
+        ("GetSIPAccountStatuses", json!({"SIPAccountId": {"a": 1}}), VAL),
         ("SetDTMFEvent", json!({"DTMFEvent": {"Name": ["x"]}}), VAL),
-        (
-            "SetDTMFEvent",
-            json!({"DTMFEvent": {"Name": "x", "Id": long}}),
-            VAL,
-        ),
+        ("SetDTMFEvent", json!({"DTMFEvent": {"Name": "x", "Id": long}}), VAL),
         ("SetDTMFEvent", json!({"DTMFEvent": {}}), ARGS),
-        (
-            "SetDTMFEvents",
-            json!({"DTMFEvent": [{"Name": "ok"}, {"Name": "bad\u{0}"}]}),
-            VAL,
-        ),
+        ("SetDTMFEvents", json!({"DTMFEvent": [{"Name": "ok"}, {"Name": "bad\u{0}"}]}), VAL),
         ("GetDTMFEvent", json!({"DTMFEventId": true}), VAL),
         ("GetDTMFEvent", json!({}), ARGS),
         ("GetDTMFEvent", json!({"DTMFEventId": "unknown"}), NOT_FOUND),
         ("RemoveDTMFEvent", json!({"DTMFEventId": "ev"}), VAL),
-        (
-            "RemoveDTMFEvents",
-            json!({"DTMFEventId": ["unknown", "ev"]}),
-            VAL,
-        ),
-        (
-            "SetDTMFTrigger",
-            json!({"DTMFTrigger": {"DTMFSequence": 1234, "DTMFEventId": "ev"}}),
-            VAL,
-        ),
-        (
-            "SetDTMFTrigger",
-            json!({"DTMFTrigger": {"DTMFSequence": "12E4", "DTMFEventId": "ev"}}),
-            VAL,
-        ),
-        (
-            "SetDTMFTrigger",
-            json!({"DTMFTrigger": {"DTMFSequence": "1".repeat(65), "DTMFEventId": "ev"}}),
-            VAL,
-        ),
-        (
-            "SetDTMFTrigger",
-            json!({"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": "ev"}}),
-            VAL,
-        ),
-        (
-            "SetDTMFTrigger",
-            json!({"DTMFTrigger": {"DTMFSequence": "99"}}),
-            ARGS,
-        ),
-        (
-            "SetDTMFTrigger",
-            json!({"DTMFTrigger": {"DTMFSequence": "99", "DTMFEventId": "unknown"}}),
-            VAL,
-        ),
+        ("RemoveDTMFEvents", json!({"DTMFEventId": ["unknown", "ev"]}), VAL),
+        ("SetDTMFTrigger", json!({"DTMFTrigger": {"DTMFSequence": 1234, "DTMFEventId": "ev"}}), VAL),
+        ("SetDTMFTrigger", json!({"DTMFTrigger": {"DTMFSequence": "12E4", "DTMFEventId": "ev"}}), VAL),
+        ("SetDTMFTrigger", json!({"DTMFTrigger": {"DTMFSequence": "1".repeat(65), "DTMFEventId": "ev"}}), VAL),
+        ("SetDTMFTrigger", json!({"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": "ev"}}), VAL),
+        ("SetDTMFTrigger", json!({"DTMFTrigger": {"DTMFSequence": "99"}}), ARGS),
+        ("SetDTMFTrigger", json!({"DTMFTrigger": {"DTMFSequence": "99", "DTMFEventId": "unknown"}}), VAL),
         (
             "SetDTMFTriggers",
             json!({"DTMFTrigger": [{"DTMFSequence": "7", "DTMFEventId": "ev"}, {"DTMFSequence": "7", "DTMFEventId": "ev"}]}),
@@ -227,62 +92,26 @@ fn cases() -> Vec<(&'static str, Value, Expected)> {
         ),
         ("GetDTMFTrigger", json!({"DTMFTriggerId": 1.5}), VAL),
         ("GetDTMFTrigger", json!({}), ARGS),
-        (
-            "GetDTMFTrigger",
-            json!({"DTMFTriggerId": "unknown"}),
-            NOT_FOUND,
-        ),
+        ("GetDTMFTrigger", json!({"DTMFTriggerId": "unknown"}), NOT_FOUND),
         ("RemoveDTMFTrigger", json!({"DTMFTriggerId": "tr"}), VAL),
-        (
-            "RemoveDTMFTriggers",
-            json!({"DTMFTriggerId": "tr-not-a-list"}),
-            VAL,
-        ),
-        (
-            "SetDTMFConfiguration",
-            json!({"DTMFConfiguration": {"Name": "C", "DTMFTriggerId": "tr"}}),
-            VAL,
-        ),
+        ("RemoveDTMFTriggers", json!({"DTMFTriggerId": "tr-not-a-list"}), VAL),
+        ("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Name": "C", "DTMFTriggerId": "tr"}}), VAL),
         (
             "SetDTMFConfiguration",
             json!({"DTMFConfiguration": {"Name": "C", "DTMFTriggerId": ["tr"], "RFC2833": 1}}),
             VAL,
         ),
-        (
-            "SetDTMFConfiguration",
-            json!({"DTMFConfiguration": {"Name": "C"}}),
-            ARGS,
-        ),
-        (
-            "SetDTMFConfiguration",
-            json!({"DTMFConfiguration": {"Name": "C", "DTMFTriggerId": ["unknown"]}}),
-            VAL,
-        ),
+        ("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Name": "C"}}), ARGS),
+        ("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Name": "C", "DTMFTriggerId": ["unknown"]}}), VAL),
         (
             "SetDTMFConfigurations",
             json!({"DTMFConfiguration": [{"Name": "ok", "DTMFTriggerId": []}, {"DTMFTriggerId": []}]}),
             ARGS,
         ),
-        (
-            "GetDTMFConfiguration",
-            json!({"DTMFConfigurationId": null}),
-            ARGS,
-        ),
-        (
-            "GetDTMFConfiguration",
-            json!({"DTMFConfigurationId": "unknown"}),
-            NOT_FOUND,
-        ),
-        (
-            "RemoveDTMFConfiguration",
-            json!({"DTMFConfigurationId": "conf"}),
-            VAL,
-        ),
-        (
-            "RemoveDTMFConfigurations",
-            json!({"DTMFConfigurationId": ["conf"]}),
-            VAL,
-        ),
+        ("GetDTMFConfiguration", json!({"DTMFConfigurationId": null}), ARGS),
+        ("GetDTMFConfiguration", json!({"DTMFConfigurationId": "unknown"}), NOT_FOUND),
+        ("RemoveDTMFConfiguration", json!({"DTMFConfigurationId": "conf"}), VAL),
+        ("RemoveDTMFConfigurations", json!({"DTMFConfigurationId": ["conf"]}), VAL),
         (
             "SetVMSCallConfiguration",
             json!({"VMSCallConfiguration": {"Enabled": "true", "AudioFromDeviceToNetworkStreams": 0,
@@ -295,28 +124,12 @@ fn cases() -> Vec<(&'static str, Value, Expected)> {
             "AudioFromNetworkToDeviceStreams": 1, "VideoFromDeviceToNetworkStreams": 0, "Timeout": 0}}),
             VAL,
         ),
-        (
-            "SetVMSCallConfiguration",
-            json!({"VMSCallConfiguration": {"Enabled": true}}),
-            ARGS,
-        ),
+        ("SetVMSCallConfiguration", json!({"VMSCallConfiguration": {"Enabled": true}}), ARGS),
         ("SetVMSCallConfiguration", json!({}), ARGS),
         ("SetAudioCodecs", json!({"AudioCodec": [{"Name": 1}]}), VAL),
-        (
-            "SetAudioCodecs",
-            json!({"AudioCodec": [{"Name": "opus"}]}),
-            VAL,
-        ),
-        (
-            "SetAudioCodecs",
-            json!({"AudioCodec": [{"Name": "PCMU", "SampleRate": 16000}]}),
-            VAL,
-        ),
-        (
-            "SetAudioCodecs",
-            json!({"AudioCodec": [{"SampleRate": 8000}]}),
-            ARGS,
-        ),
+        ("SetAudioCodecs", json!({"AudioCodec": [{"Name": "opus"}]}), VAL),
+        ("SetAudioCodecs", json!({"AudioCodec": [{"Name": "PCMU", "SampleRate": 16000}]}), VAL),
+        ("SetAudioCodecs", json!({"AudioCodec": [{"SampleRate": 8000}]}), ARGS),
         ("SetAudioCodecs", json!({}), ARGS),
     ]
 }
@@ -328,12 +141,7 @@ async fn every_bad_request_faults_and_changes_nothing() {
     let before = d.state().await;
     for (command, params, (code, subcode)) in cases() {
         let a = d.call(command, params.clone()).await;
-        assert!(
-            a.status == 400,
-            "{command} {params}: expected a fault, got {}: {}",
-            a.status,
-            a.body
-        );
+        assert!(a.status == 400, "{command} {params}: expected a fault, got {}: {}", a.status, a.body);
         let v = a.json();
         assert_eq!(
             (v["FaultCode"].as_str(), v["FaultSubCode"].as_str()),
@@ -341,15 +149,8 @@ async fn every_bad_request_faults_and_changes_nothing() {
             "{command} {params}: {}",
             a.body
         );
-        assert!(
-            v["FaultMsg"].is_string(),
-            "{command}: a fault says what was wrong"
-        );
-        assert_eq!(
-            d.state().await,
-            before,
-            "{command} {params} changed the store"
-        );
+        assert!(v["FaultMsg"].is_string(), "{command}: a fault says what was wrong");
+        assert_eq!(d.state().await, before, "{command} {params} changed the store");
     }
 }
 
@@ -365,14 +166,7 @@ async fn unknown_ids_on_remove_are_ignored() {
         ("RemoveDTMFTrigger", "DTMFTriggerId"),
     ] {
         assert_eq!(d.ok(command, json!({ field: "unknown" })).await, json!({}));
-        assert_eq!(
-            d.ok(
-                &format!("{command}s"),
-                json!({ field: ["unknown", "other"] })
-            )
-            .await,
-            json!({})
-        );
+        assert_eq!(d.ok(&format!("{command}s"), json!({ field: ["unknown", "other"] })).await, json!({}));
     }
     assert_eq!(d.state().await, before);
 }
@@ -380,21 +174,12 @@ async fn unknown_ids_on_remove_are_ignored() {
 #[tokio::test]
 async fn unknown_actions_fault_action_not_supported() {
     let d = Doorsim::start(&[]);
-    assert_fault(
-        &d.call("NoSuchCommand", json!({})).await,
-        "ter:ActionNotSupported",
-        Some("ter:NotSupported"),
-    );
-    let a = d
-        .request("POST", "/vapix/call", Some(r#"{"GetSIPConfiguration":{}}"#))
-        .await;
+    assert_fault(&d.call("NoSuchCommand", json!({})).await, "ter:ActionNotSupported", Some("ter:NotSupported"));
+    let a = d.request("POST", "/vapix/call", Some(r#"{"GetSIPConfiguration":{}}"#)).await;
     assert_fault(&a, "ter:ActionNotSupported", Some("ter:NotSupported"));
     let s = d.simple("NoSuchCommand", "").await;
     assert_eq!(s.status, 400);
-    assert_eq!(
-        s.line("FaultCode").as_deref(),
-        Some("\"ter:ActionNotSupported\"")
-    );
+    assert_eq!(s.line("FaultCode").as_deref(), Some("\"ter:ActionNotSupported\""));
 }
 
 #[tokio::test]
@@ -410,11 +195,7 @@ async fn malformed_json_faults_invalid_args() {
         r#"{"axcall:SetSIPConfiguration": {"SIPConfiguration": {"SIPEnabled": -Infinity}}}"#,
         "{\"axcall:GetSIPConfiguration\":{",
     ] {
-        assert_fault(
-            &d.request("POST", "/vapix/call", Some(body)).await,
-            ARGS.0,
-            ARGS.1,
-        );
+        assert_fault(&d.request("POST", "/vapix/call", Some(body)).await, ARGS.0, ARGS.1);
     }
     // GET without format=simple has no body to read.
     assert_fault(&d.request("GET", "/vapix/call", None).await, ARGS.0, ARGS.1);
@@ -431,39 +212,16 @@ async fn malformed_simple_queries_fault_invalid_args_in_simple_format() {
         "format=simple&action=axcall:SetSIPAccount&SIPAccount__UserId=a",
         "format=simple&action=axcall:SetSIPAccount&SIPAccount=a&SIPAccount_UserId=b",
     ] {
-        let a = d
-            .request("GET", &format!("/vapix/call?{query}"), None)
-            .await;
+        let a = d.request("GET", &format!("/vapix/call?{query}"), None).await;
         assert_eq!(a.status, 400, "{query}");
-        assert!(
-            a.content_type.starts_with("text/plain"),
-            "{query}: {}",
-            a.content_type
-        );
-        assert_eq!(
-            a.line("FaultCode").as_deref(),
-            Some("\"ter:InvalidArgs\""),
-            "{query}: {}",
-            a.body
-        );
+        assert!(a.content_type.starts_with("text/plain"), "{query}: {}", a.content_type);
+        assert_eq!(a.line("FaultCode").as_deref(), Some("\"ter:InvalidArgs\""), "{query}: {}", a.body);
     }
     // Values that are not of the field's type fault InvalidArgVal in the simple format too.
-    let a = d
-        .simple("SetSIPConfiguration", "SIPConfiguration_SIPEnabled=maybe")
-        .await;
-    assert_eq!(
-        a.line("FaultCode").as_deref(),
-        Some("\"ter:InvalidArgVal\""),
-        "{}",
-        a.body
-    );
+    let a = d.simple("SetSIPConfiguration", "SIPConfiguration_SIPEnabled=maybe").await;
+    assert_eq!(a.line("FaultCode").as_deref(), Some("\"ter:InvalidArgVal\""), "{}", a.body);
     let a = d.simple("GetSIPAccount", "SIPAccountId=unknown").await;
-    assert_eq!(
-        a.line("FaultSubCode").as_deref(),
-        Some("\"ter:NotFound\""),
-        "{}",
-        a.body
-    );
+    assert_eq!(a.line("FaultSubCode").as_deref(), Some("\"ter:NotFound\""), "{}", a.body);
     assert_eq!(d.state().await, before);
 }
 
@@ -471,17 +229,11 @@ async fn malformed_simple_queries_fault_invalid_args_in_simple_format() {
 async fn oversized_bodies_are_refused_with_a_fault() {
     let d = Doorsim::start(&[]);
     d.state().await; // authenticate first: a 401 is sent before a body is read
-    let body = format!(
-        r#"{{"axcall:SetDTMFEvent":{{"DTMFEvent":{{"Name":"{}"}}}}}}"#,
-        "x".repeat(70_000)
-    );
+    let body = format!(r#"{{"axcall:SetDTMFEvent":{{"DTMFEvent":{{"Name":"{}"}}}}}}"#, "x".repeat(70_000));
     let a = d.request("POST", "/vapix/call", Some(&body)).await;
     assert_eq!(a.status, 413, "{}", a.body);
     assert_eq!(a.json()["FaultCode"], "ter:InvalidArgs");
-    assert_eq!(
-        d.ok("GetDTMFEvents", json!({})).await,
-        json!({"DTMFEvent": []})
-    );
+    assert_eq!(d.ok("GetDTMFEvents", json!({})).await, json!({"DTMFEvent": []}));
 }
 
 #[tokio::test]
@@ -490,14 +242,6 @@ async fn the_store_is_bounded_at_one_hundred_objects_per_kind() {
     let events: Vec<Value> = (0..100).map(|i| json!({"Name": format!("e{i}")})).collect();
     d.ok("SetDTMFEvents", json!({"DTMFEvent": events})).await;
     let before = d.state().await;
-    assert_fault(
-        &d.call(
-            "SetDTMFEvent",
-            json!({"DTMFEvent": {"Name": "one too many"}}),
-        )
-        .await,
-        VAL.0,
-        VAL.1,
-    );
+    assert_fault(&d.call("SetDTMFEvent", json!({"DTMFEvent": {"Name": "one too many"}})).await, VAL.0, VAL.1);
     assert_eq!(d.state().await, before);
 }

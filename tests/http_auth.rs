@@ -7,16 +7,14 @@ use std::process::Command;
 
 use common::Doorsim;
 
+/// The HTTP status curl gets for `args`.
+fn status(args: &[&str]) -> String {
+    curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat()).0
+}
+
 fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-S"])
-        .args(args)
-        .output()
-        .expect("run curl");
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = Command::new("curl").args(["-s", "-S"]).args(args).output().expect("run curl");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 #[tokio::test]
@@ -24,14 +22,7 @@ async fn curl_anyauth_digest_and_basic_are_accepted() {
     let d = Doorsim::start(&[]);
     let url = format!("{}/vapix/call", d.base);
     for mode in ["--anyauth", "--digest", "--basic"] {
-        let (out, err) = curl(&[
-            mode,
-            "-u",
-            "root:pass",
-            &url,
-            "-d",
-            r#"{"axcall:GetServiceCapabilities":{}}"#,
-        ]);
+        let (out, err) = curl(&[mode, "-u", "root:pass", &url, "-d", r#"{"axcall:GetServiceCapabilities":{}}"#]);
         assert!(out.contains("\"Capabilities\""), "{mode}: {out} {err}");
     }
 }
@@ -40,30 +31,16 @@ async fn curl_anyauth_digest_and_basic_are_accepted() {
 async fn each_digest_algorithm_is_accepted() {
     // Answer each challenge (MD5, then SHA-256) with the digest_auth crate and send it with curl.
     let d = Doorsim::start(&[]);
-    let (headers, _) = curl(&[
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        &format!("{}/vapix/call", d.base),
-    ]);
+    let (headers, _) = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/vapix/call", d.base)]);
     let digests: Vec<&str> = headers
         .lines()
-        .filter(|l| {
-            l.to_ascii_lowercase()
-                .starts_with("www-authenticate: digest")
-        })
+        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate: digest"))
         .filter_map(|l| l.split_once(": ").map(|(_, v)| v.trim()))
         .collect();
     assert_eq!(digests.len(), 2, "{headers}");
     for (challenge, algorithm) in digests.iter().zip(["MD5", "SHA-256"]) {
         let mut prompt = digest_auth::parse(challenge).expect("parse");
-        let ctx = digest_auth::AuthContext::new_post(
-            "root",
-            "pass",
-            "/vapix/call",
-            Option::<&[u8]>::None,
-        );
+        let ctx = digest_auth::AuthContext::new_post("root", "pass", "/vapix/call", Option::<&[u8]>::None);
         let auth = prompt.respond(&ctx).expect("respond").to_string();
         assert!(auth.contains(&format!("algorithm={algorithm}")), "{auth}");
         let (out, err) = curl(&[
@@ -83,86 +60,30 @@ async fn wrong_or_missing_credentials_get_a_401_challenge() {
     let url = format!("{}/vapix/call", d.base);
     let (headers, _) = curl(&["-D", "-", "-o", "/dev/null", &url, "-d", "{}"]);
     assert!(headers.starts_with("HTTP/1.1 401"), "{headers}");
-    let challenges: Vec<&str> = headers
-        .lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
-        .collect();
+    let challenges: Vec<&str> =
+        headers.lines().filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:")).collect();
     assert_eq!(challenges.len(), 3, "{headers}");
-    assert!(
-        challenges[0].contains("Digest realm=\"AXIS_") && challenges[0].contains("algorithm=MD5")
-    );
+    assert!(challenges[0].contains("Digest realm=\"AXIS_") && challenges[0].contains("algorithm=MD5"));
     assert!(challenges[0].contains("qop=\"auth\""));
     assert!(challenges[1].contains("algorithm=SHA-256"));
     assert!(challenges[2].contains("Basic realm="));
-    for (mode, cred) in [
-        ("--anyauth", "root:pass"),
-        ("--digest", "admin:wrong"),
-        ("--basic", "admin:wrong"),
-    ] {
-        let (code, _) = curl(&[
-            mode,
-            "-u",
-            cred,
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &url,
-            "-d",
-            "{}",
-        ]);
+    for (mode, cred) in [("--anyauth", "root:pass"), ("--digest", "admin:wrong"), ("--basic", "admin:wrong")] {
+        let code = status(&[mode, "-u", cred, &url, "-d", "{}"]);
         assert_eq!(code, "401", "{mode} {cred}");
     }
-    let (code, _) = curl(&[
-        "--anyauth",
-        "-u",
-        "admin:secret",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &url,
-        "-d",
-        "{}",
-    ]);
-    assert_eq!(
-        code, "400",
-        "right credentials reach the service (and {{}} is a fault)"
-    );
+    let code = status(&["--anyauth", "-u", "admin:secret", &url, "-d", "{}"]);
+    assert_eq!(code, "400", "right credentials reach the service (and {{}} is a fault)");
     // The control API takes the same auth.
-    let (code, _) = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{}/emulator/v1/state", d.base),
-    ]);
+    let code = status(&[&format!("{}/emulator/v1/state", d.base)]);
     assert_eq!(code, "401");
 }
 
 #[tokio::test]
 async fn unknown_paths_are_404_and_wrong_methods_405() {
     let d = Doorsim::start(&[]);
-    let (code, _) = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{}/axis-cgi/nope.cgi", d.base),
-    ]);
+    let code = status(&[&format!("{}/axis-cgi/nope.cgi", d.base)]);
     assert_eq!(code, "404");
-    let (code, _) = curl(&[
-        "--anyauth",
-        "-u",
-        "root:pass",
-        "-X",
-        "DELETE",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("{}/vapix/call", d.base),
-    ]);
+    let code = status(&["--anyauth", "-u", "root:pass", "-X", "DELETE", &format!("{}/vapix/call", d.base)]);
     assert_eq!(code, "405");
 }
 
@@ -175,15 +96,7 @@ from requests.auth import HTTPDigestAuth
 r = requests.post(sys.argv[1] + "/vapix/call", json={"axcall:GetAudioCodecs": {}}, auth=HTTPDigestAuth("root", "pass"))
 print(r.status_code, r.json()["AudioCodec"][0]["Name"])
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &d.base])
-        .output()
-        .expect("python3 with requests");
+    let out = Command::new("python3").args(["-c", script, &d.base]).output().expect("python3 with requests");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        stdout.trim(),
-        "200 PCMU",
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(stdout.trim(), "200 PCMU", "{stdout}{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -8,8 +8,8 @@ use doorsim::model::audio_codec::{read_priority_list, supported_codecs};
 use doorsim::model::sip_account::{MediaEncryption, SipProxy, Transport};
 use doorsim::model::sip_configuration::{AccessListPolicy, StunServer, TurnServer};
 use doorsim::model::{
-    AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, Fields, ModelResult, SipAccount,
-    SipConfiguration, VmsCallConfiguration,
+    AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, Fields, ModelResult, SipAccount, SipConfiguration,
+    VmsCallConfiguration,
 };
 use doorsim::vapix::format::simple;
 use proptest::prelude::*;
@@ -22,8 +22,7 @@ where
     T: Serialize + PartialEq + Debug,
 {
     let json = json!({ field: value });
-    let strict =
-        read(&Fields::new(&json[field], field, false).expect("object")).expect("JSON reads back");
+    let strict = read(&Fields::new(&json[field], field, false).expect("object")).expect("JSON reads back");
     assert_eq!(&strict, value, "JSON round trip");
 
     let lines = simple::encode(&json);
@@ -33,8 +32,8 @@ where
         .join("&");
     let request = simple::decode(&query).unwrap_or_else(|f| panic!("{f:?} decoding {query}"));
     let params = request.params.get(field).cloned().unwrap_or(Value::Null);
-    let lenient = read(&Fields::new(&params, field, true).expect("object"))
-        .unwrap_or_else(|e| panic!("{e} reading {query}"));
+    let lenient =
+        read(&Fields::new(&params, field, true).expect("object")).unwrap_or_else(|e| panic!("{e} reading {query}"));
     assert_eq!(&lenient, value, "simple round trip via {query}");
 }
 
@@ -46,37 +45,20 @@ fn text() -> impl Strategy<Value = String> {
     "\\PC{0,24}"
 }
 fn host() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        "[a-z0-9.-]{1,20}(:[0-9]{1,5})?",
-        Just("[fd12:3456:789a:1::90]".to_owned())
-    ]
+    prop_oneof![Just(String::new()), "[a-z0-9.-]{1,20}(:[0-9]{1,5})?", Just("[fd12:3456:789a:1::90]".to_owned())]
 }
 fn attributes() -> impl Strategy<Value = Vec<Attribute>> {
-    (
-        proptest::option::of(any::<bool>()),
-        proptest::option::of(0i64..=86_400),
-        proptest::option::of(60i64..=86_400),
-    )
+    (proptest::option::of(any::<bool>()), proptest::option::of(0i64..=86_400), proptest::option::of(60i64..=86_400))
         .prop_map(|(tcp, max, reg)| {
             let mut out = Vec::new();
             if let Some(b) = tcp {
-                out.push(Attribute {
-                    name: "DisableTCPSwitch".into(),
-                    value: b.to_string(),
-                });
+                out.push(Attribute { name: "DisableTCPSwitch".into(), value: b.to_string() });
             }
             if let Some(n) = max {
-                out.push(Attribute {
-                    name: "MaxCallDuration".into(),
-                    value: n.to_string(),
-                });
+                out.push(Attribute { name: "MaxCallDuration".into(), value: n.to_string() });
             }
             if let Some(n) = reg {
-                out.push(Attribute {
-                    name: "RegistrationInterval".into(),
-                    value: n.to_string(),
-                });
+                out.push(Attribute { name: "RegistrationInterval".into(), value: n.to_string() });
             }
             out
         })
@@ -84,13 +66,7 @@ fn attributes() -> impl Strategy<Value = Vec<Attribute>> {
 
 fn sip_configuration() -> impl Strategy<Value = SipConfiguration> {
     (
-        (
-            any::<[bool; 9]>(),
-            1u16..=65_535,
-            1u16..=65_535,
-            512u16..=32_500,
-            1u32..=600,
-        ),
+        (any::<[bool; 9]>(), 1u16..=65_535, 1u16..=65_535, 512u16..=32_500, 1u32..=600),
         proptest::collection::vec("[a-z0-9.-]{1,20}", 0..3),
         proptest::collection::vec(("[a-z0-9.-]{1,20}", text(), text()), 0..3),
         proptest::collection::vec(text(), 0..3),
@@ -99,31 +75,17 @@ fn sip_configuration() -> impl Strategy<Value = SipConfiguration> {
     )
         .prop_filter("ports differ", |((_, a, b, _, _), ..)| a != b)
         .prop_map(
-            |(
-                (flags, sip_port, sip_tls_port, rtp_half, calling_timeout),
-                stun,
-                turn,
-                users,
-                uris,
-                attribute,
-            )| {
+            |((flags, sip_port, sip_tls_port, rtp_half, calling_timeout), stun, turn, users, uris, attribute)| {
                 SipConfiguration {
                     sip_enabled: flags[0],
                     sip_port,
                     sip_tls_port,
                     stun_enabled: flags[1],
-                    stun_servers: stun
-                        .into_iter()
-                        .map(|server| StunServer { server })
-                        .collect(),
+                    stun_servers: stun.into_iter().map(|server| StunServer { server }).collect(),
                     turn_enabled: flags[2],
                     turn_servers: turn
                         .into_iter()
-                        .map(|(server, username, password)| TurnServer {
-                            server,
-                            username,
-                            password,
-                        })
+                        .map(|(server, username, password)| TurnServer { server, username, password })
                         .collect(),
                     ice_enabled: flags[3],
                     allow_incoming_calls: flags[4],
@@ -136,11 +98,7 @@ fn sip_configuration() -> impl Strategy<Value = SipConfiguration> {
                     calling_timeout,
                     apply_access_list: flags[7],
                     access_list: uris,
-                    access_list_policy: if flags[8] {
-                        AccessListPolicy::Block
-                    } else {
-                        AccessListPolicy::Allow
-                    },
+                    access_list_policy: if flags[8] { AccessListPolicy::Block } else { AccessListPolicy::Allow },
                 }
             },
         )
@@ -148,41 +106,19 @@ fn sip_configuration() -> impl Strategy<Value = SipConfiguration> {
 
 fn sip_account() -> impl Strategy<Value = SipAccount> {
     (
-        (
-            prop_oneof![Just(String::new()), id()],
-            id(),
-            prop_oneof![Just(String::new()), id()],
-            text(),
-            text(),
-            text(),
-        ),
+        (prop_oneof![Just(String::new()), id()], id(), prop_oneof![Just(String::new()), id()], text(), text(), text()),
         (host(), host(), host(), host()),
         (any::<[bool; 6]>(), 0usize..3, 0usize..3),
-        (
-            proptest::collection::vec(("[a-z0-9.-]{1,20}", text(), text()), 0..3),
-            attributes(),
-            text(),
-            text(),
-            text(),
-        ),
+        (proptest::collection::vec(("[a-z0-9.-]{1,20}", text(), text()), 0..3), attributes(), text(), text(), text()),
         proptest::sample::subsequence(vec!["TLSv1", "TLSv11", "TLSv12"], 0..=3),
     )
         .prop_map(
-            |(
-                names,
-                hosts,
-                (flags, transport, encryption),
-                (proxies, attribute, stream, cert, dtmf),
-                protocols,
-            )| {
+            |(names, hosts, (flags, transport, encryption), (proxies, attribute, stream, cert, dtmf), protocols)| {
                 let (id, user_id, authentication_id, name, password, caller_id) = names;
-                let (registrar, public_domain, secondary_registrar, secondary_public_domain) =
-                    hosts;
-                let media_encryption = [
-                    MediaEncryption::None,
-                    MediaEncryption::SrtpBestEffort,
-                    MediaEncryption::SrtpMandatory,
-                ][encryption];
+                let (registrar, public_domain, secondary_registrar, secondary_public_domain) = hosts;
+                let media_encryption =
+                    [MediaEncryption::None, MediaEncryption::SrtpBestEffort, MediaEncryption::SrtpMandatory]
+                        [encryption];
                 let transport = if flags[0] || media_encryption != MediaEncryption::None {
                     Transport::Tls
                 } else {
@@ -206,20 +142,12 @@ fn sip_account() -> impl Strategy<Value = SipAccount> {
                     prioritize_ipv6: flags[3],
                     sip_proxies: proxies
                         .into_iter()
-                        .map(|(server, username, password)| SipProxy {
-                            server,
-                            username,
-                            password,
-                        })
+                        .map(|(server, username, password)| SipProxy { server, username, password })
                         .collect(),
                     attribute,
                     stream_parameters: stream,
                     allow_mwi: flags[4],
-                    dtmf_configuration_id: if dtmf.is_empty() {
-                        String::new()
-                    } else {
-                        "conf_1".to_owned()
-                    },
+                    dtmf_configuration_id: if dtmf.is_empty() { String::new() } else { "conf_1".to_owned() },
                     media_encryption,
                     certificate: cert,
                     encryption_protocols: protocols.join(","),

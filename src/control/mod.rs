@@ -36,9 +36,8 @@ impl Control {
                 tracing::info!("store reset to factory defaults");
                 json!({})
             }),
-            "/emulator/v1/state" => {
-                allow(Method::GET).map(|()| json!({ "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null) }))
-            }
+            "/emulator/v1/state" => allow(Method::GET)
+                .map(|()| json!({ "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null) })),
             _ => return None,
         })
     }

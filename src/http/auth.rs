@@ -41,24 +41,13 @@ impl Authenticator {
     pub fn new(users: Vec<(String, String)>, realm: String) -> Self {
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
-        Self {
-            users,
-            realm,
-            secret,
-        }
+        Self { users, realm, secret }
     }
 
     /// Checks the `Authorization` header of a request to `uri` (path and query as sent).
     /// Returns the user name.
-    pub fn check(
-        &self,
-        method: &str,
-        uri: &str,
-        header: Option<&HeaderValue>,
-    ) -> Result<String, Refusal> {
-        let header = header
-            .and_then(|h| h.to_str().ok())
-            .ok_or(Refusal::Unauthorized)?;
+    pub fn check(&self, method: &str, uri: &str, header: Option<&HeaderValue>) -> Result<String, Refusal> {
+        let header = header.and_then(|h| h.to_str().ok()).ok_or(Refusal::Unauthorized)?;
         let (scheme, rest) = header.split_once(' ').ok_or(Refusal::Unauthorized)?;
         if scheme.eq_ignore_ascii_case("basic") {
             self.check_basic(rest.trim())
@@ -70,16 +59,11 @@ impl Authenticator {
     }
 
     fn password_of(&self, user: &str) -> Option<&str> {
-        self.users
-            .iter()
-            .find(|(u, _)| u == user)
-            .map(|(_, p)| p.as_str())
+        self.users.iter().find(|(u, _)| u == user).map(|(_, p)| p.as_str())
     }
 
     fn check_basic(&self, encoded: &str) -> Result<String, Refusal> {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| Refusal::Unauthorized)?;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| Refusal::Unauthorized)?;
         let text = String::from_utf8(decoded).map_err(|_| Refusal::Unauthorized)?;
         let (user, pass) = text.split_once(':').ok_or(Refusal::Unauthorized)?;
         match self.password_of(user) {
@@ -90,15 +74,11 @@ impl Authenticator {
 
     fn check_digest(&self, method: &str, uri: &str, params: &str) -> Result<String, Refusal> {
         let sent = AuthorizationHeader::parse(params).map_err(|_| Refusal::Unauthorized)?;
-        let password = self
-            .password_of(&sent.username)
-            .ok_or(Refusal::Unauthorized)?;
+        let password = self.password_of(&sent.username).ok_or(Refusal::Unauthorized)?;
         if sent.realm != self.realm || sent.uri != uri || sent.userhash {
             return Err(Refusal::Unauthorized);
         }
-        let fresh = self
-            .nonce_is_fresh(&sent.nonce)
-            .ok_or(Refusal::Unauthorized)?;
+        let fresh = self.nonce_is_fresh(&sent.nonce).ok_or(Refusal::Unauthorized)?;
         let mut expected = sent.clone();
         let context = AuthContext::new_with_method(
             sent.username.as_str(),
@@ -108,10 +88,7 @@ impl Authenticator {
             HttpMethod(method.into()),
         );
         expected.digest(&context);
-        if !constant_time_eq(
-            expected.response.as_bytes(),
-            sent.response.to_ascii_lowercase().as_bytes(),
-        ) {
+        if !constant_time_eq(expected.response.as_bytes(), sent.response.to_ascii_lowercase().as_bytes()) {
             return Err(Refusal::Unauthorized);
         }
         if fresh {
@@ -137,10 +114,7 @@ impl Authenticator {
     }
 
     fn new_nonce(&self) -> String {
-        let issued = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let issued = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         format!("{issued:x}.{}", self.tag(issued))
     }
 
@@ -148,11 +122,7 @@ impl Authenticator {
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(issued.to_be_bytes());
-        h.finalize()
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
     /// `Some(true)` for a nonce of ours that is fresh, `Some(false)` for one that expired,
@@ -163,10 +133,7 @@ impl Authenticator {
         if !constant_time_eq(tag.as_bytes(), self.tag(issued).as_bytes()) {
             return None;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Some(now.saturating_sub(issued) <= NONCE_LIFETIME.as_secs())
     }
 }
@@ -184,17 +151,9 @@ mod tests {
         Authenticator::new(vec![("root".into(), "pass".into())], "AXIS_TEST".into())
     }
 
-    fn respond(
-        a: &Authenticator,
-        challenge: &HeaderValue,
-        user: &str,
-        pass: &str,
-        uri: &str,
-    ) -> HeaderValue {
-        let mut prompt =
-            WwwAuthenticateHeader::parse(challenge.to_str().expect("ascii")).expect("challenge");
-        let ctx =
-            AuthContext::new_with_method(user, pass, uri, Option::<&[u8]>::None, HttpMethod::POST);
+    fn respond(a: &Authenticator, challenge: &HeaderValue, user: &str, pass: &str, uri: &str) -> HeaderValue {
+        let mut prompt = WwwAuthenticateHeader::parse(challenge.to_str().expect("ascii")).expect("challenge");
+        let ctx = AuthContext::new_with_method(user, pass, uri, Option::<&[u8]>::None, HttpMethod::POST);
         let _ = a;
         HeaderValue::from_str(&prompt.respond(&ctx).expect("response").to_string()).expect("header")
     }
@@ -206,15 +165,9 @@ mod tests {
             let ok = respond(&a, challenge, "root", "pass", "/vapix/call");
             assert_eq!(a.check("POST", "/vapix/call", Some(&ok)), Ok("root".into()));
             let bad = respond(&a, challenge, "root", "nope", "/vapix/call");
-            assert_eq!(
-                a.check("POST", "/vapix/call", Some(&bad)),
-                Err(Refusal::Unauthorized)
-            );
+            assert_eq!(a.check("POST", "/vapix/call", Some(&bad)), Err(Refusal::Unauthorized));
             // A response computed for another URI does not open this one.
-            assert_eq!(
-                a.check("POST", "/other", Some(&ok)),
-                Err(Refusal::Unauthorized)
-            );
+            assert_eq!(a.check("POST", "/other", Some(&ok)), Err(Refusal::Unauthorized));
         }
     }
 
@@ -223,10 +176,7 @@ mod tests {
         let a = auth();
         assert_eq!(a.nonce_is_fresh("0.00"), None);
         let old = 1_000u64;
-        assert_eq!(
-            a.nonce_is_fresh(&format!("{old:x}.{}", a.tag(old))),
-            Some(false)
-        );
+        assert_eq!(a.nonce_is_fresh(&format!("{old:x}.{}", a.tag(old))), Some(false));
         assert_eq!(a.nonce_is_fresh(&a.new_nonce()), Some(true));
         // Another device's nonce (another secret) is refused.
         assert_eq!(auth().nonce_is_fresh(&a.new_nonce()), None);
@@ -240,9 +190,6 @@ mod tests {
         let bad = HeaderValue::from_static("Basic cm9vdDpwYXN4");
         assert_eq!(a.check("GET", "/", Some(&bad)), Err(Refusal::Unauthorized));
         assert_eq!(a.check("GET", "/", None), Err(Refusal::Unauthorized));
-        assert_eq!(
-            a.check("GET", "/", Some(&HeaderValue::from_static("Basic !!!"))),
-            Err(Refusal::Unauthorized)
-        );
+        assert_eq!(a.check("GET", "/", Some(&HeaderValue::from_static("Basic !!!"))), Err(Refusal::Unauthorized));
     }
 }

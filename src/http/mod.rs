@@ -38,8 +38,7 @@ type HttpResponse = Response<Full<Bytes>>;
 fn response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
@@ -59,15 +58,8 @@ impl App {
         if !is_vapix_call && !path.starts_with("/emulator/v1/") {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");
         }
-        let uri = req
-            .uri()
-            .path_and_query()
-            .map_or(path.clone(), |pq| pq.as_str().to_owned());
-        if let Err(refusal) = self.auth.check(
-            req.method().as_str(),
-            &uri,
-            req.headers().get(AUTHORIZATION),
-        ) {
+        let uri = req.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
+        if let Err(refusal) = self.auth.check(req.method().as_str(), &uri, req.headers().get(AUTHORIZATION)) {
             return self.unauthorized(refusal);
         }
         let method = req.method().clone();
@@ -76,9 +68,7 @@ impl App {
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {
-                let fault = Fault::invalid_args(format!(
-                    "request body rejected: {e} (limit {MAX_BODY} bytes)"
-                ));
+                let fault = Fault::invalid_args(format!("request body rejected: {e} (limit {MAX_BODY} bytes)"));
                 return fault_response(format, StatusCode::PAYLOAD_TOO_LARGE, &fault);
             }
         };
@@ -111,18 +101,15 @@ impl App {
     ) -> HttpResponse {
         let request = match (method, format) {
             (&Method::GET, Format::Simple) | (&Method::POST, _) => format.decode(query, body),
-            (&Method::GET, Format::Json) => Err(Fault::invalid_args(
-                "use POST with a JSON body, or GET with format=simple&action=axcall:<Command>",
-            )),
+            (&Method::GET, Format::Json) => {
+                Err(Fault::invalid_args("use POST with a JSON body, or GET with format=simple&action=axcall:<Command>"))
+            }
             _ => return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed"),
         };
-        let ctx = RequestContext {
-            device_host: host_of(local),
-        };
+        let ctx = RequestContext { device_host: host_of(local) };
         let result = request.and_then(|r| {
             tracing::debug!(action = %r.action, "call service request");
-            self.call_service
-                .handle(&r.action, &r.params, format == Format::Simple, &ctx)
+            self.call_service.handle(&r.action, &r.params, format == Format::Simple, &ctx)
         });
         match result {
             Ok(value) => response(StatusCode::OK, format.content_type(), format.encode(&value)),
@@ -135,11 +122,7 @@ impl App {
 }
 
 fn fault_response(format: Format, status: StatusCode, fault: &Fault) -> HttpResponse {
-    response(
-        status,
-        format.content_type(),
-        format.encode(&fault.to_value()),
-    )
+    response(status, format.content_type(), format.encode(&fault.to_value()))
 }
 
 /// The device's address as a URI host: IPv6 in brackets.

@@ -34,9 +34,7 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationTok
                 }
             },
         };
-        let local = stream
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let app = app.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -33,21 +33,9 @@ pub struct AttributeInfo {
 
 /// The attributes this device implements, for accounts and the SIP configuration alike.
 pub const SUPPORTED_ATTRIBUTES: [AttributeInfo; 3] = [
-    AttributeInfo {
-        name: "DisableTCPSwitch",
-        kind: "bool",
-        default: "false",
-    },
-    AttributeInfo {
-        name: "MaxCallDuration",
-        kind: "int",
-        default: "0",
-    },
-    AttributeInfo {
-        name: "RegistrationInterval",
-        kind: "int",
-        default: "3600",
-    },
+    AttributeInfo { name: "DisableTCPSwitch", kind: "bool", default: "false" },
+    AttributeInfo { name: "MaxCallDuration", kind: "int", default: "0" },
+    AttributeInfo { name: "RegistrationInterval", kind: "int", default: "3600" },
 ];
 
 /// Integer range of each `int` attribute: MaxCallDuration 0 (unlimited) to a day,
@@ -73,22 +61,14 @@ pub fn read_attributes(f: &Fields<'_>) -> ModelResult<Vec<Attribute>> {
         let path = a.path_of("Value");
         let ok = match info.kind {
             "bool" => value == "true" || value == "false",
-            "int" => value
-                .parse::<i64>()
-                .is_ok_and(|n| int_range(&name).contains(&n)),
+            "int" => value.parse::<i64>().is_ok_and(|n| int_range(&name).contains(&n)),
             _ => value.len() <= MAX_TEXT_LEN,
         };
         if !ok {
-            return Err(ModelError::invalid(
-                &path,
-                format!("not a valid {} for {name}", info.kind),
-            ));
+            return Err(ModelError::invalid(&path, format!("not a valid {} for {name}", info.kind)));
         }
         if out.iter().any(|o| o.name == name) {
-            return Err(ModelError::invalid(
-                &path,
-                format!("attribute {name} given twice"),
-            ));
+            return Err(ModelError::invalid(&path, format!("attribute {name} given twice")));
         }
         out.push(Attribute { name, value });
     }
@@ -101,12 +81,7 @@ pub fn int_attribute(attributes: &[Attribute], name: &str) -> i64 {
         .iter()
         .find(|a| a.name == name)
         .map(|a| a.value.as_str())
-        .or_else(|| {
-            SUPPORTED_ATTRIBUTES
-                .iter()
-                .find(|i| i.name == name)
-                .map(|i| i.default)
-        })
+        .or_else(|| SUPPORTED_ATTRIBUTES.iter().find(|i| i.name == name).map(|i| i.default))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
@@ -121,13 +96,7 @@ mod tests {
         let v = json!({"Attribute": [{"Name": "Foo", "Value": "x"}, {"Name": "MaxCallDuration", "Value": "120"}]});
         let f = Fields::new(&v, "", false).expect("object");
         let attrs = read_attributes(&f).expect("valid");
-        assert_eq!(
-            attrs,
-            vec![Attribute {
-                name: "MaxCallDuration".into(),
-                value: "120".into()
-            }]
-        );
+        assert_eq!(attrs, vec![Attribute { name: "MaxCallDuration".into(), value: "120".into() }]);
         assert_eq!(int_attribute(&attrs, "MaxCallDuration"), 120);
         assert_eq!(int_attribute(&attrs, "RegistrationInterval"), 3600);
     }

@@ -18,11 +18,7 @@ pub struct AudioCodec {
 }
 
 /// What the emulator really encodes and decodes: name, clock rate, default options.
-const SUPPORTED: [(&str, u32, &str); 3] = [
-    ("PCMU", 8000, ""),
-    ("PCMA", 8000, ""),
-    ("telephone-event", 8000, "0-15"),
-];
+const SUPPORTED: [(&str, u32, &str); 3] = [("PCMU", 8000, ""), ("PCMA", 8000, ""), ("telephone-event", 8000, "0-15")];
 
 /// The supported codecs, which are also the default priority list.
 pub fn supported_codecs() -> Vec<AudioCodec> {
@@ -41,31 +37,21 @@ pub fn supported_codecs() -> Vec<AudioCodec> {
 pub fn read_priority_list(f: &Fields<'_>) -> ModelResult<Vec<AudioCodec>> {
     let items = f.req_list("AudioCodec")?;
     if items.is_empty() {
-        return Err(ModelError::invalid(
-            &f.path_of("AudioCodec"),
-            "the priority list needs at least one codec",
-        ));
+        return Err(ModelError::invalid(&f.path_of("AudioCodec"), "the priority list needs at least one codec"));
     }
     let mut out: Vec<AudioCodec> = Vec::new();
     for item in items {
         let c = f.item("AudioCodec", item)?;
         let name = c.req_text("Name")?;
         let rate = c.opt_int("SampleRate", 1..=192_000)?;
-        let Some((canonical, supported_rate, default_options)) =
-            SUPPORTED.iter().find(|(n, r, _)| {
-                n.eq_ignore_ascii_case(&name) && rate.is_none_or(|rate| rate == i64::from(*r))
-            })
+        let Some((canonical, supported_rate, default_options)) = SUPPORTED
+            .iter()
+            .find(|(n, r, _)| n.eq_ignore_ascii_case(&name) && rate.is_none_or(|rate| rate == i64::from(*r)))
         else {
-            return Err(ModelError::invalid(
-                &c.path_of("Name"),
-                format!("{name:?} is not a supported codec"),
-            ));
+            return Err(ModelError::invalid(&c.path_of("Name"), format!("{name:?} is not a supported codec")));
         };
         if out.iter().any(|o| o.name == *canonical) {
-            return Err(ModelError::invalid(
-                &c.path_of("Name"),
-                format!("{canonical} listed twice"),
-            ));
+            return Err(ModelError::invalid(&c.path_of("Name"), format!("{canonical} listed twice")));
         }
         // Absent options take the codec's default; `null` (how the simple format writes "") is empty.
         let options = match c.opt_text("Options")? {
@@ -76,11 +62,7 @@ pub fn read_priority_list(f: &Fields<'_>) -> ModelResult<Vec<AudioCodec>> {
         if options.len() > MAX_TEXT_LEN {
             return Err(ModelError::invalid(&c.path_of("Options"), "too long"));
         }
-        out.push(AudioCodec {
-            name: (*canonical).to_owned(),
-            options,
-            sample_rate: *supported_rate,
-        });
+        out.push(AudioCodec { name: (*canonical).to_owned(), options, sample_rate: *supported_rate });
     }
     Ok(out)
 }
@@ -96,13 +78,8 @@ mod tests {
 
     #[test]
     fn a_reordered_list_reads_with_canonical_names() {
-        let l =
-            read(json!({"AudioCodec": [{"Name": "pcma"}, {"Name": "PCMU", "SampleRate": 8000}]}))
-                .expect("valid");
-        assert_eq!(
-            l.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            ["PCMA", "PCMU"]
-        );
+        let l = read(json!({"AudioCodec": [{"Name": "pcma"}, {"Name": "PCMU", "SampleRate": 8000}]})).expect("valid");
+        assert_eq!(l.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["PCMA", "PCMU"]);
     }
 
     #[test]

@@ -25,13 +25,6 @@ pub struct ServiceCapabilities {
 impl ServiceCapabilities {
     /// The capabilities of this emulator.
     pub fn emulated() -> Self {
-        Self {
-            sip: true,
-            dtmf: true,
-            audio_codec: true,
-            media_encryption: true,
-            certificate: false,
-            attribute: true,
-        }
+        Self { sip: true, dtmf: true, audio_codec: true, media_encryption: true, certificate: false, attribute: true }
     }
 }

@@ -73,19 +73,10 @@ fn read_ref(f: &Fields<'_>, name: &str) -> ModelResult<String> {
 /// Checks a DTMF sequence: 1..=64 characters of `0-9`, `A-D`, `*`, `#`.
 pub fn validate_sequence(seq: &str, path: &str) -> ModelResult<()> {
     if seq.is_empty() || seq.len() > MAX_SEQUENCE_LEN {
-        return Err(ModelError::invalid(
-            path,
-            format!("a DTMF sequence has 1 to {MAX_SEQUENCE_LEN} digits"),
-        ));
+        return Err(ModelError::invalid(path, format!("a DTMF sequence has 1 to {MAX_SEQUENCE_LEN} digits")));
     }
-    if let Some(c) = seq
-        .chars()
-        .find(|c| !matches!(c, '0'..='9' | 'A'..='D' | '*' | '#'))
-    {
-        return Err(ModelError::invalid(
-            path,
-            format!("{c:?} is not a DTMF digit (0-9, A-D, *, #)"),
-        ));
+    if let Some(c) = seq.chars().find(|c| !matches!(c, '0'..='9' | 'A'..='D' | '*' | '#')) {
+        return Err(ModelError::invalid(path, format!("{c:?} is not a DTMF digit (0-9, A-D, *, #)")));
     }
     Ok(())
 }
@@ -93,10 +84,7 @@ pub fn validate_sequence(seq: &str, path: &str) -> ModelResult<()> {
 impl DtmfEvent {
     /// Reads an event; `Id` may be empty.
     pub fn read(f: &Fields<'_>) -> ModelResult<Self> {
-        Ok(Self {
-            id: read_id(f)?,
-            name: f.req_text("Name")?,
-        })
+        Ok(Self { id: read_id(f)?, name: f.req_text("Name")? })
     }
 }
 
@@ -105,11 +93,7 @@ impl DtmfTrigger {
     pub fn read(f: &Fields<'_>) -> ModelResult<Self> {
         let dtmf_sequence = f.req_text("DTMFSequence")?;
         validate_sequence(&dtmf_sequence, &f.path_of("DTMFSequence"))?;
-        Ok(Self {
-            id: read_id(f)?,
-            dtmf_sequence,
-            dtmf_event_id: read_ref(f, "DTMFEventId")?,
-        })
+        Ok(Self { id: read_id(f)?, dtmf_sequence, dtmf_event_id: read_ref(f, "DTMFEventId")? })
     }
 }
 
@@ -121,10 +105,7 @@ impl DtmfConfiguration {
             let id = f.item_text("DTMFTriggerId", item, MAX_ID_LEN)?;
             validate_id(&id, &f.path_of("DTMFTriggerId"))?;
             if dtmf_trigger_id.contains(&id) {
-                return Err(ModelError::invalid(
-                    &f.path_of("DTMFTriggerId"),
-                    format!("{id} listed twice"),
-                ));
+                return Err(ModelError::invalid(&f.path_of("DTMFTriggerId"), format!("{id} listed twice")));
             }
             dtmf_trigger_id.push(id);
         }
@@ -156,13 +137,10 @@ mod tests {
     #[test]
     fn the_spec_dtmf_example_reads() {
         let v = json!({"DTMFSequence": "#1234#", "DTMFEventId": "dtmf_event_0"});
-        let t = DtmfTrigger::read(&Fields::new(&v, "DTMFTrigger", false).expect("object"))
-            .expect("valid");
+        let t = DtmfTrigger::read(&Fields::new(&v, "DTMFTrigger", false).expect("object")).expect("valid");
         assert_eq!(t.id, "");
         let v = json!({"Name": "OpenDoorDTMFConf", "DTMFTriggerId": ["dtmf_trigger_0"]});
-        let c =
-            DtmfConfiguration::read(&Fields::new(&v, "DTMFConfiguration", false).expect("object"))
-                .expect("valid");
+        let c = DtmfConfiguration::read(&Fields::new(&v, "DTMFConfiguration", false).expect("object")).expect("valid");
         assert!(c.rfc2833 && c.rfc2976);
     }
 
@@ -170,15 +148,9 @@ mod tests {
     fn mandatory_fields_are_required() {
         let v = json!({"DTMFSequence": "1"});
         let f = Fields::new(&v, "DTMFTrigger", false).expect("object");
-        assert_eq!(
-            DtmfTrigger::read(&f),
-            Err(ModelError::Missing("DTMFTrigger.DTMFEventId".into()))
-        );
+        assert_eq!(DtmfTrigger::read(&f), Err(ModelError::Missing("DTMFTrigger.DTMFEventId".into())));
         let v = json!({"Name": "x"});
         let f = Fields::new(&v, "C", false).expect("object");
-        assert!(matches!(
-            DtmfConfiguration::read(&f),
-            Err(ModelError::Missing(_))
-        ));
+        assert!(matches!(DtmfConfiguration::read(&f), Err(ModelError::Missing(_))));
     }
 }

@@ -37,18 +37,9 @@ impl<'a> Fields<'a> {
             Value::Null => None,
             // The simple format writes an absent structure as an empty string.
             Value::String(s) if lenient && s.is_empty() => None,
-            other => {
-                return Err(ModelError::invalid(
-                    path,
-                    format!("expected an object, got {}", kind(other)),
-                ))
-            }
+            other => return Err(ModelError::invalid(path, format!("expected an object, got {}", kind(other)))),
         };
-        Ok(Self {
-            map,
-            path: path.to_owned(),
-            lenient,
-        })
+        Ok(Self { map, path: path.to_owned(), lenient })
     }
 
     /// Whether the request is in the lenient (simple) form.
@@ -72,9 +63,7 @@ impl<'a> Fields<'a> {
 
     /// Whether the field is present with an explicit `null`.
     pub fn is_null(&self, name: &str) -> bool {
-        self.map
-            .and_then(|m| m.get(name))
-            .is_some_and(Value::is_null)
+        self.map.and_then(|m| m.get(name)).is_some_and(Value::is_null)
     }
 
     /// Whether the field is present (and not `null`).
@@ -92,9 +81,7 @@ impl<'a> Fields<'a> {
 
     /// An optional text field, at most `MAX_TEXT_LEN` characters, no control characters.
     pub fn opt_text(&self, name: &str) -> ModelResult<Option<String>> {
-        self.raw(name)
-            .map(|v| text(v, &self.path_of(name), MAX_TEXT_LEN))
-            .transpose()
+        self.raw(name).map(|v| text(v, &self.path_of(name), MAX_TEXT_LEN)).transpose()
     }
 
     /// A mandatory text field. In lenient mode an explicit `null` is the empty string, since
@@ -103,8 +90,7 @@ impl<'a> Fields<'a> {
         if self.lenient && self.is_null(name) {
             return Ok(String::new());
         }
-        self.opt_text(name)?
-            .ok_or_else(|| ModelError::Missing(self.path_of(name)))
+        self.opt_text(name)?.ok_or_else(|| ModelError::Missing(self.path_of(name)))
     }
 
     /// An optional boolean field.
@@ -115,18 +101,14 @@ impl<'a> Fields<'a> {
                 Value::Bool(b) => Ok(*b),
                 Value::String(s) if self.lenient && s == "true" => Ok(true),
                 Value::String(s) if self.lenient && s == "false" => Ok(false),
-                other => Err(ModelError::invalid(
-                    &path,
-                    format!("expected true or false, got {}", kind(other)),
-                )),
+                other => Err(ModelError::invalid(&path, format!("expected true or false, got {}", kind(other)))),
             })
             .transpose()
     }
 
     /// A mandatory boolean field.
     pub fn req_bool(&self, name: &str) -> ModelResult<bool> {
-        self.opt_bool(name)?
-            .ok_or_else(|| ModelError::Missing(self.path_of(name)))
+        self.opt_bool(name)?.ok_or_else(|| ModelError::Missing(self.path_of(name)))
     }
 
     /// An optional integer field within `range`.
@@ -140,23 +122,17 @@ impl<'a> Fields<'a> {
             Value::String(s) if self.lenient => s.parse::<i64>().ok(),
             _ => None,
         }
-        .ok_or_else(|| {
-            ModelError::invalid(&path, format!("expected an integer, got {}", kind(v)))
-        })?;
+        .ok_or_else(|| ModelError::invalid(&path, format!("expected an integer, got {}", kind(v))))?;
         if range.contains(&n) {
             Ok(Some(n))
         } else {
-            Err(ModelError::invalid(
-                &path,
-                format!("{n} is outside {}..={}", range.start(), range.end()),
-            ))
+            Err(ModelError::invalid(&path, format!("{n} is outside {}..={}", range.start(), range.end())))
         }
     }
 
     /// A mandatory integer field within `range`.
     pub fn req_int(&self, name: &str, range: RangeInclusive<i64>) -> ModelResult<i64> {
-        self.opt_int(name, range)?
-            .ok_or_else(|| ModelError::Missing(self.path_of(name)))
+        self.opt_int(name, range)?.ok_or_else(|| ModelError::Missing(self.path_of(name)))
     }
 
     /// An optional list field. `null` reads as absent; in lenient mode a bare value is a list of one.
@@ -165,23 +141,13 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         match v {
-            Value::Array(items) => Ok(Some(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(index, value)| Item { value, index })
-                    .collect(),
-            )),
+            Value::Array(items) => {
+                Ok(Some(items.iter().enumerate().map(|(index, value)| Item { value, index }).collect()))
+            }
             // The simple format cannot write an empty list except as an empty value.
             Value::String(s) if self.lenient && s.is_empty() => Ok(Some(Vec::new())),
-            other if self.lenient => Ok(Some(vec![Item {
-                value: other,
-                index: 0,
-            }])),
-            other => Err(ModelError::invalid(
-                &self.path_of(name),
-                format!("expected a list, got {}", kind(other)),
-            )),
+            other if self.lenient => Ok(Some(vec![Item { value: other, index: 0 }])),
+            other => Err(ModelError::invalid(&self.path_of(name), format!("expected a list, got {}", kind(other)))),
         }
     }
 
@@ -218,16 +184,10 @@ impl<'a> Fields<'a> {
 /// Reads a text value: a JSON string of at most `max_len` characters without control characters.
 pub fn text(v: &Value, path: &str, max_len: usize) -> ModelResult<String> {
     let Value::String(s) = v else {
-        return Err(ModelError::invalid(
-            path,
-            format!("expected a string, got {}", kind(v)),
-        ));
+        return Err(ModelError::invalid(path, format!("expected a string, got {}", kind(v))));
     };
     if s.chars().count() > max_len {
-        return Err(ModelError::invalid(
-            path,
-            format!("longer than {max_len} characters"),
-        ));
+        return Err(ModelError::invalid(path, format!("longer than {max_len} characters")));
     }
     if s.chars().any(char::is_control) {
         return Err(ModelError::invalid(path, "contains control characters"));
@@ -273,14 +233,8 @@ mod tests {
     fn missing_and_range_errors_are_distinct() {
         let v = json!({"N": 700});
         let f = Fields::new(&v, "C", false).expect("object");
-        assert_eq!(
-            f.req_text("Name"),
-            Err(ModelError::Missing("C.Name".into()))
-        );
-        assert!(matches!(
-            f.opt_int("N", 1..=600),
-            Err(ModelError::Invalid(_))
-        ));
+        assert_eq!(f.req_text("Name"), Err(ModelError::Missing("C.Name".into())));
+        assert!(matches!(f.opt_int("N", 1..=600), Err(ModelError::Invalid(_))));
     }
 
     #[test]

@@ -30,29 +30,17 @@ impl IdKind {
 
     /// The lowest `prefixN` (N from 0) for which `taken` is false.
     pub fn generate(self, taken: impl Fn(&str) -> bool) -> String {
-        (0u32..)
-            .map(|n| format!("{}{n}", self.prefix()))
-            .find(|id| !taken(id))
-            .unwrap_or_default()
+        (0u32..).map(|n| format!("{}{n}", self.prefix())).find(|id| !taken(id)).unwrap_or_default()
     }
 }
 
 /// Checks a stored id: 1..=64 characters of `[A-Za-z0-9_.-]`.
 pub fn validate_id(id: &str, path: &str) -> ModelResult<()> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
-        return Err(ModelError::invalid(
-            path,
-            format!("an id has 1 to {MAX_ID_LEN} characters"),
-        ));
+        return Err(ModelError::invalid(path, format!("an id has 1 to {MAX_ID_LEN} characters")));
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        return Err(ModelError::invalid(
-            path,
-            "an id uses only A-Z, a-z, 0-9, '_', '.' and '-'",
-        ));
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+        return Err(ModelError::invalid(path, "an id uses only A-Z, a-z, 0-9, '_', '.' and '-'"));
     }
     Ok(())
 }
@@ -64,10 +52,7 @@ mod tests {
     #[test]
     fn generated_ids_take_the_lowest_free_number() {
         let taken = ["sip_account_0", "sip_account_2"];
-        assert_eq!(
-            IdKind::SipAccount.generate(|id| taken.contains(&id)),
-            "sip_account_1"
-        );
+        assert_eq!(IdKind::SipAccount.generate(|id| taken.contains(&id)), "sip_account_1");
         assert_eq!(IdKind::DtmfEvent.generate(|_| false), "dtmf_event_0");
     }
 

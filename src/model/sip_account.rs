@@ -51,10 +51,7 @@ impl MediaEncryption {
             "None" => Ok(Self::None),
             "SRTPBestEffort" => Ok(Self::SrtpBestEffort),
             "SRTPMandatory" => Ok(Self::SrtpMandatory),
-            other => Err(ModelError::invalid(
-                path,
-                format!("{other:?} is not one of {:?}", Self::ALL),
-            )),
+            other => Err(ModelError::invalid(path, format!("{other:?} is not one of {:?}", Self::ALL))),
         }
     }
 }
@@ -196,8 +193,7 @@ impl SipAccount {
     /// Accepted aliases, written by spec examples: `Username` for `UserId` and `SIPAccount` for
     /// `SIPProxies`. They are never written back.
     pub fn read(f: &Fields<'_>, request_stream_parameters: Option<String>) -> ModelResult<Self> {
-        let text =
-            |name: &str| -> ModelResult<String> { Ok(f.opt_text(name)?.unwrap_or_default()) };
+        let text = |name: &str| -> ModelResult<String> { Ok(f.opt_text(name)?.unwrap_or_default()) };
         let host = |name: &str| -> ModelResult<String> {
             let v = text(name)?;
             if !v.is_empty() {
@@ -205,19 +201,13 @@ impl SipAccount {
             }
             Ok(v)
         };
-        let flag = |name: &str, default: bool| -> ModelResult<bool> {
-            Ok(f.opt_bool(name)?.unwrap_or(default))
-        };
+        let flag = |name: &str, default: bool| -> ModelResult<bool> { Ok(f.opt_bool(name)?.unwrap_or(default)) };
 
         let id = text("Id")?;
         if !id.is_empty() {
             validate_id(&id, &f.path_of("Id"))?;
         }
-        let user_field = if f.has("UserId") || !f.has("Username") {
-            "UserId"
-        } else {
-            "Username"
-        };
+        let user_field = if f.has("UserId") || !f.has("Username") { "UserId" } else { "Username" };
         let user_id = f.req_text(user_field)?;
         validate_sip_user(&user_id, &f.path_of(user_field))?;
         let authentication_id = text("AuthenticationId")?;
@@ -232,10 +222,7 @@ impl SipAccount {
             Some("tcp") => Transport::Tcp,
             Some("tls") => Transport::Tls,
             Some(other) => {
-                return Err(ModelError::invalid(
-                    &f.path_of("Transport"),
-                    format!("{other:?} is not udp, tcp or tls"),
-                ))
+                return Err(ModelError::invalid(&f.path_of("Transport"), format!("{other:?} is not udp, tcp or tls")))
             }
         };
         let media_encryption = match f.opt_text("MediaEncryption")? {
@@ -243,17 +230,10 @@ impl SipAccount {
             Some(s) => MediaEncryption::parse(&s, &f.path_of("MediaEncryption"))?,
         };
         if media_encryption != MediaEncryption::None && transport != Transport::Tls {
-            return Err(ModelError::invalid(
-                &f.path_of("MediaEncryption"),
-                "media encryption needs Transport tls",
-            ));
+            return Err(ModelError::invalid(&f.path_of("MediaEncryption"), "media encryption needs Transport tls"));
         }
         let encryption_protocols = text("EncryptionProtocols")?;
-        for p in encryption_protocols
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
+        for p in encryption_protocols.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             if !ENCRYPTION_PROTOCOLS.contains(&p) {
                 return Err(ModelError::invalid(
                     &f.path_of("EncryptionProtocols"),
@@ -261,22 +241,13 @@ impl SipAccount {
                 ));
             }
         }
-        let proxies_field = if f.has("SIPProxies") || !f.has("SIPAccount") {
-            "SIPProxies"
-        } else {
-            "SIPAccount"
-        };
+        let proxies_field = if f.has("SIPProxies") || !f.has("SIPAccount") { "SIPProxies" } else { "SIPAccount" };
         let proxies = f.opt_list(proxies_field)?.unwrap_or_default();
         if proxies.len() > MAX_PROXIES {
-            return Err(ModelError::invalid(
-                &f.path_of(proxies_field),
-                format!("at most {MAX_PROXIES} proxies"),
-            ));
+            return Err(ModelError::invalid(&f.path_of(proxies_field), format!("at most {MAX_PROXIES} proxies")));
         }
-        let sip_proxies = proxies
-            .into_iter()
-            .map(|i| SipProxy::read(&f.item(proxies_field, i)?))
-            .collect::<ModelResult<Vec<_>>>()?;
+        let sip_proxies =
+            proxies.into_iter().map(|i| SipProxy::read(&f.item(proxies_field, i)?)).collect::<ModelResult<Vec<_>>>()?;
         let dtmf_configuration_id = text("DTMFConfigurationId")?;
         if !dtmf_configuration_id.is_empty() {
             validate_id(&dtmf_configuration_id, &f.path_of("DTMFConfigurationId"))?;
@@ -322,18 +293,10 @@ impl SipAccount {
     pub fn sip_uri(&self, device_host: &str, config: &SipConfiguration) -> String {
         let scheme = if self.sips_enabled { "sips" } else { "sip" };
         if self.registers() {
-            let domain = if self.public_domain.is_empty() {
-                &self.registrar
-            } else {
-                &self.public_domain
-            };
+            let domain = if self.public_domain.is_empty() { &self.registrar } else { &self.public_domain };
             format!("{scheme}:{}@{domain}", self.user_id)
         } else {
-            let port = if self.transport == Transport::Tls {
-                config.sip_tls_port
-            } else {
-                config.sip_port
-            };
+            let port = if self.transport == Transport::Tls { config.sip_tls_port } else { config.sip_port };
             format!("{scheme}:{device_host}:{port}")
         }
     }
@@ -428,8 +391,7 @@ mod tests {
 
     #[test]
     fn username_and_sipaccount_aliases_are_accepted() {
-        let a = read(json!({"Username": "6001", "SIPAccount": [{"Server": "10.23.23.2"}]}))
-            .expect("valid");
+        let a = read(json!({"Username": "6001", "SIPAccount": [{"Server": "10.23.23.2"}]})).expect("valid");
         assert_eq!(a.user_id, "6001");
         assert_eq!(a.sip_proxies.len(), 1);
         let out = serde_json::to_value(&a).expect("serialize");
@@ -440,18 +402,10 @@ mod tests {
     fn invariants_of_one_account() {
         assert!(matches!(read(json!({})), Err(ModelError::Missing(_))));
         assert!(read(json!({"UserId": "a", "MediaEncryption": "SRTPMandatory"})).is_err());
-        assert!(read(
-            json!({"UserId": "a", "MediaEncryption": "SRTPMandatory", "Transport": "tls"})
-        )
-        .is_ok());
+        assert!(read(json!({"UserId": "a", "MediaEncryption": "SRTPMandatory", "Transport": "tls"})).is_ok());
         assert!(read(json!({"UserId": "a", "Transport": "sctp"})).is_err());
         assert!(read(json!({"UserId": "a", "EncryptionProtocols": "TLSv12,SSLv3"})).is_err());
-        assert_eq!(
-            read(json!({"UserId": "a", "SIPSEnabled": true}))
-                .expect("valid")
-                .transport,
-            Transport::Tls
-        );
+        assert_eq!(read(json!({"UserId": "a", "SIPSEnabled": true})).expect("valid").transport, Transport::Tls);
     }
 
     #[test]

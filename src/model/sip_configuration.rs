@@ -135,27 +135,24 @@ impl SipConfiguration {
         let port = |name: &str, current: u16| -> ModelResult<u16> {
             Ok(f.opt_int(name, 1..=65_535)?.map_or(current, |p| p as u16))
         };
-        let flag = |name: &str, current: bool| -> ModelResult<bool> {
-            Ok(f.opt_bool(name)?.unwrap_or(current))
-        };
-        let texts =
-            |name: &str, current: &Vec<String>, check_uri: bool| -> ModelResult<Vec<String>> {
-                let Some(items) = f.opt_list(name)? else {
-                    return Ok(current.clone());
-                };
-                bounded(name, items.len(), f)?;
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, item)| {
-                        let s = f.item_text(name, item, MAX_TEXT_LEN)?;
-                        if check_uri {
-                            validate_sip_uri(&s, &format!("{}[{i}]", f.path_of(name)))?;
-                        }
-                        Ok(s)
-                    })
-                    .collect()
+        let flag = |name: &str, current: bool| -> ModelResult<bool> { Ok(f.opt_bool(name)?.unwrap_or(current)) };
+        let texts = |name: &str, current: &Vec<String>, check_uri: bool| -> ModelResult<Vec<String>> {
+            let Some(items) = f.opt_list(name)? else {
+                return Ok(current.clone());
             };
+            bounded(name, items.len(), f)?;
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let s = f.item_text(name, item, MAX_TEXT_LEN)?;
+                    if check_uri {
+                        validate_sip_uri(&s, &format!("{}[{i}]", f.path_of(name)))?;
+                    }
+                    Ok(s)
+                })
+                .collect()
+        };
         let config = Self {
             sip_enabled: flag("SIPEnabled", base.sip_enabled)?,
             sip_port: port("SIPPort", base.sip_port)?,
@@ -184,24 +181,13 @@ impl SipConfiguration {
             },
             ice_enabled: flag("ICEEnabled", base.ice_enabled)?,
             allow_incoming_calls: flag("AllowIncomingCalls", base.allow_incoming_calls)?,
-            apply_user_authentication: flag(
-                "ApplyUserAuthentication",
-                base.apply_user_authentication,
-            )?,
+            apply_user_authentication: flag("ApplyUserAuthentication", base.apply_user_authentication)?,
             allowed_users: texts("AllowedUsers", &base.allowed_users, false)?,
             apply_allowed_uris: flag("ApplyAllowedURIs", base.apply_allowed_uris)?,
             allowed_uris: texts("AllowedURIs", &base.allowed_uris, true)?,
-            attribute: if f.has("Attribute") {
-                read_attributes(f)?
-            } else {
-                base.attribute.clone()
-            },
-            rtp_start_port: f
-                .opt_int("RTPStartPort", 1024..=65_000)?
-                .map_or(base.rtp_start_port, |p| p as u16),
-            calling_timeout: f
-                .opt_int("CallingTimeout", 1..=600)?
-                .map_or(base.calling_timeout, |t| t as u32),
+            attribute: if f.has("Attribute") { read_attributes(f)? } else { base.attribute.clone() },
+            rtp_start_port: f.opt_int("RTPStartPort", 1024..=65_000)?.map_or(base.rtp_start_port, |p| p as u16),
+            calling_timeout: f.opt_int("CallingTimeout", 1..=600)?.map_or(base.calling_timeout, |t| t as u32),
             apply_access_list: flag("ApplyAccessList", base.apply_access_list)?,
             access_list: texts("AccessList", &base.access_list, true)?,
             access_list_policy: match f.opt_text("AccessListPolicy")?.as_deref() {
@@ -219,16 +205,10 @@ impl SipConfiguration {
             },
         };
         if config.sip_port == config.sip_tls_port {
-            return Err(ModelError::invalid(
-                &f.path_of("SIPTLSPort"),
-                "SIPPort and SIPTLSPort must differ",
-            ));
+            return Err(ModelError::invalid(&f.path_of("SIPTLSPort"), "SIPPort and SIPTLSPort must differ"));
         }
         if !config.rtp_start_port.is_multiple_of(2) {
-            return Err(ModelError::invalid(
-                &f.path_of("RTPStartPort"),
-                "RTP ports start on an even number",
-            ));
+            return Err(ModelError::invalid(&f.path_of("RTPStartPort"), "RTP ports start on an even number"));
         }
         Ok(config)
     }
@@ -236,10 +216,7 @@ impl SipConfiguration {
 
 fn bounded(name: &str, len: usize, f: &Fields<'_>) -> ModelResult<()> {
     if len > MAX_LIST_LEN {
-        return Err(ModelError::invalid(
-            &f.path_of(name),
-            format!("at most {MAX_LIST_LEN} entries"),
-        ));
+        return Err(ModelError::invalid(&f.path_of(name), format!("at most {MAX_LIST_LEN} entries")));
     }
     Ok(())
 }
@@ -256,11 +233,7 @@ impl TurnServer {
     fn read(f: &Fields<'_>) -> ModelResult<Self> {
         let server = f.req_text("Server")?;
         validate_host(&server, &f.path_of("Server"))?;
-        Ok(Self {
-            server,
-            username: f.req_text("Username")?,
-            password: f.req_text("Password")?,
-        })
+        Ok(Self { server, username: f.req_text("Username")?, password: f.req_text("Password")? })
     }
 }
 
@@ -275,10 +248,7 @@ mod tests {
 
     #[test]
     fn absent_fields_come_from_the_base() {
-        let base = SipConfiguration {
-            calling_timeout: 90,
-            ..Default::default()
-        };
+        let base = SipConfiguration { calling_timeout: 90, ..Default::default() };
         let c = read(json!({"SIPEnabled": true}), &base).expect("valid");
         assert!(c.sip_enabled);
         assert_eq!(c.calling_timeout, 90);

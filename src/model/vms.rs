@@ -39,8 +39,7 @@ impl Default for VmsCallConfiguration {
 impl VmsCallConfiguration {
     /// Reads a whole configuration. `Timeout` (API 1.5) may be absent and then keeps 30 s.
     pub fn read(f: &Fields<'_>) -> ModelResult<Self> {
-        let threshold =
-            |name: &str| -> ModelResult<i32> { Ok(f.req_int(name, THRESHOLD_RANGE)? as i32) };
+        let threshold = |name: &str| -> ModelResult<i32> { Ok(f.req_int(name, THRESHOLD_RANGE)? as i32) };
         Ok(Self {
             enabled: f.req_bool("Enabled")?,
             audio_from_device_to_network_streams: threshold("AudioFromDeviceToNetworkStreams")?,
@@ -61,8 +60,7 @@ mod tests {
     fn reads_and_checks() {
         let v = json!({"Enabled": false, "AudioFromDeviceToNetworkStreams": 1,
             "AudioFromNetworkToDeviceStreams": -1, "VideoFromDeviceToNetworkStreams": 0});
-        let c = VmsCallConfiguration::read(&Fields::new(&v, "V", false).expect("object"))
-            .expect("valid");
+        let c = VmsCallConfiguration::read(&Fields::new(&v, "V", false).expect("object")).expect("valid");
         assert!(!c.enabled);
         assert_eq!(c.timeout, 30);
         let v = json!({"Enabled": true});

@@ -16,8 +16,8 @@ use crate::model::audio_codec::{read_priority_list, supported_codecs};
 use crate::model::ids::{validate_id, MAX_ID_LEN};
 use crate::model::sip_account::MediaEncryption;
 use crate::model::{
-    DtmfConfiguration, DtmfEvent, DtmfTrigger, Fields, ModelResult, ServiceCapabilities,
-    SipAccount, SipAccountStatus, SipConfiguration, VmsCallConfiguration, SUPPORTED_ATTRIBUTES,
+    DtmfConfiguration, DtmfEvent, DtmfTrigger, Fields, ModelResult, ServiceCapabilities, SipAccount, SipAccountStatus,
+    SipConfiguration, VmsCallConfiguration, SUPPORTED_ATTRIBUTES,
 };
 use crate::store::{DeviceState, Store};
 
@@ -101,18 +101,14 @@ fn one_id(f: &Fields<'_>, field: &str) -> Result<String, Fault> {
 /// ids of a valid shape that resolve to nothing are the caller's business.
 fn id_list(f: &Fields<'_>, field: &str) -> Result<Vec<String>, Fault> {
     let items = f.opt_list(field)?.unwrap_or_default();
-    Ok(items
-        .into_iter()
-        .map(|i| f.item_text(field, i, MAX_ID_LEN))
-        .collect::<ModelResult<_>>()?)
+    Ok(items.into_iter().map(|i| f.item_text(field, i, MAX_ID_LEN)).collect::<ModelResult<_>>()?)
 }
 
 impl<T: Clone + Serialize> Kind<T> {
     fn get(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
         let id = one_id(f, self.id_field)?;
         let found = store.read(|s| (self.map)(s).get(&id).cloned());
-        let object =
-            found.ok_or_else(|| Fault::not_found(format!("no {} {id:?}", self.object_field)))?;
+        let object = found.ok_or_else(|| Fault::not_found(format!("no {} {id:?}", self.object_field)))?;
         Ok(json!({ self.object_field: to_value(object) }))
     }
 
@@ -173,34 +169,22 @@ impl CallService {
 
     /// Runs `action` (with its `axcall:` prefix) on `params`. `lenient` is set for the simple
     /// format, whose values are all text.
-    pub fn handle(
-        &self,
-        action: &str,
-        params: &Value,
-        lenient: bool,
-        ctx: &RequestContext,
-    ) -> Result<Value, Fault> {
-        let command = action
-            .strip_prefix(ACTION_PREFIX)
-            .ok_or_else(|| Fault::not_supported(action))?;
+    pub fn handle(&self, action: &str, params: &Value, lenient: bool, ctx: &RequestContext) -> Result<Value, Fault> {
+        let command = action.strip_prefix(ACTION_PREFIX).ok_or_else(|| Fault::not_supported(action))?;
         let f = Fields::new(params, "", lenient)?;
         let store = &*self.store;
         match command {
-            "GetServiceCapabilities" => {
-                Ok(json!({ "Capabilities": to_value(ServiceCapabilities::emulated()) }))
-            }
+            "GetServiceCapabilities" => Ok(json!({ "Capabilities": to_value(ServiceCapabilities::emulated()) })),
 
             "GetSupportedSIPConfigurationAttributes" | "GetSupportedSIPAccountAttributes" => {
                 Ok(json!({ "AttributeInfo": to_value(SUPPORTED_ATTRIBUTES) }))
             }
-            "GetSIPConfiguration" => Ok(
-                json!({ "SIPConfiguration": to_value(store.read(|s| s.sip_configuration.clone())) }),
-            ),
+            "GetSIPConfiguration" => {
+                Ok(json!({ "SIPConfiguration": to_value(store.read(|s| s.sip_configuration.clone())) }))
+            }
             "SetSIPConfiguration" => self.set_sip_configuration(&f),
 
-            "GetSupportedMediaEncryptionModes" => {
-                Ok(json!({ "MediaEncryption": MediaEncryption::ALL }))
-            }
+            "GetSupportedMediaEncryptionModes" => Ok(json!({ "MediaEncryption": MediaEncryption::ALL })),
             "GetSIPAccount" => SIP_ACCOUNTS.get(store, &f),
             "GetSIPAccounts" => SIP_ACCOUNTS.get_many(store, &f),
             "SetSIPAccount" => SIP_ACCOUNTS.set(store, &f),
@@ -231,9 +215,9 @@ impl CallService {
             "RemoveDTMFTrigger" => DTMF_TRIGGERS.remove(store, &f),
             "RemoveDTMFTriggers" => DTMF_TRIGGERS.remove_many(store, &f),
 
-            "GetVMSCallConfiguration" => Ok(
-                json!({ "VMSCallConfiguration": to_value(store.read(|s| s.vms_call_configuration.clone())) }),
-            ),
+            "GetVMSCallConfiguration" => {
+                Ok(json!({ "VMSCallConfiguration": to_value(store.read(|s| s.vms_call_configuration.clone())) }))
+            }
             "SetVMSCallConfiguration" => {
                 let config = VmsCallConfiguration::read(&f.req_object("VMSCallConfiguration")?)?;
                 store.update(|s| {
@@ -246,9 +230,7 @@ impl CallService {
             "GetDefaultAudioCodecs" | "GetSupportedAudioCodecs" => {
                 Ok(json!({ "AudioCodec": to_value(supported_codecs()) }))
             }
-            "GetAudioCodecs" => {
-                Ok(json!({ "AudioCodec": to_value(store.read(|s| s.audio_codecs.clone())) }))
-            }
+            "GetAudioCodecs" => Ok(json!({ "AudioCodec": to_value(store.read(|s| s.audio_codecs.clone())) })),
             "SetAudioCodecs" => {
                 let codecs = read_priority_list(&f)?;
                 store.update(|s| {
@@ -266,11 +248,7 @@ impl CallService {
         let fields = f.req_object("SIPConfiguration")?;
         let keep_current = f.opt_bool("KeepCurrent")?.unwrap_or(true);
         self.store.update(|s| {
-            let base = if keep_current {
-                s.sip_configuration.clone()
-            } else {
-                SipConfiguration::default()
-            };
+            let base = if keep_current { s.sip_configuration.clone() } else { SipConfiguration::default() };
             s.sip_configuration = SipConfiguration::read(&fields, &base)?;
             Ok(())
         })?;
@@ -280,9 +258,7 @@ impl CallService {
     fn sip_account_status(&self, f: &Fields<'_>, ctx: &RequestContext) -> Result<Value, Fault> {
         let id = one_id(f, "SIPAccountId")?;
         let status = self.store.read(|s| {
-            s.sip_accounts
-                .get(&id)
-                .map(|a| SipAccountStatus::of(a, &s.sip_configuration, &ctx.device_host, None))
+            s.sip_accounts.get(&id).map(|a| SipAccountStatus::of(a, &s.sip_configuration, &ctx.device_host, None))
         });
         let status = status.ok_or_else(|| Fault::not_found(format!("no SIPAccount {id:?}")))?;
         Ok(json!({ "SIPAccountStatus": to_value(status) }))

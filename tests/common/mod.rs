@@ -45,9 +45,7 @@ impl Answer {
         self.body
             .lines()
             .map(|l| {
-                let (k, v) = l
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("not a Key=Value line: {l:?}"));
+                let (k, v) = l.split_once('=').unwrap_or_else(|| panic!("not a Key=Value line: {l:?}"));
                 (k.to_owned(), v.to_owned())
             })
             .collect()
@@ -55,10 +53,7 @@ impl Answer {
 
     /// The value written for `key` in a simple-format body.
     pub(crate) fn line(&self, key: &str) -> Option<String> {
-        self.lines()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.lines().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 }
 
@@ -85,12 +80,7 @@ impl Doorsim {
         let base = base.expect("doorsim printed no listening address");
         // Keep reading the rest of stdout so the device never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Doorsim {
-            child,
-            base,
-            client: reqwest::Client::new(),
-            prompt: Mutex::new(None),
-        }
+        Doorsim { child, base, client: reqwest::Client::new(), prompt: Mutex::new(None) }
     }
 
     /// Sends a request with Digest auth (root:pass), answering a challenge when needed.
@@ -108,10 +98,7 @@ impl Doorsim {
         body: Option<&str>,
     ) -> Answer {
         for _ in 0..2 {
-            let mut req = self.client.request(
-                method.parse().expect("method"),
-                format!("{}{path}", self.base),
-            );
+            let mut req = self.client.request(method.parse().expect("method"), format!("{}{path}", self.base));
             if let Some(b) = body {
                 req = req.body(b.to_owned());
             }
@@ -169,12 +156,7 @@ impl Doorsim {
     /// `GET /vapix/call?format=simple&action=axcall:<command>&<rest>` (rest already encoded).
     pub(crate) async fn simple(&self, command: &str, rest: &str) -> Answer {
         let sep = if rest.is_empty() { "" } else { "&" };
-        self.request(
-            "GET",
-            &format!("/vapix/call?format=simple&action=axcall:{command}{sep}{rest}"),
-            None,
-        )
-        .await
+        self.request("GET", &format!("/vapix/call?format=simple&action=axcall:{command}{sep}{rest}"), None).await
     }
 
     /// The whole store, from the control API.
@@ -187,35 +169,18 @@ impl Doorsim {
 
 async fn answer(resp: reqwest::Response) -> Answer {
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = resp.text().await.expect("body");
-    Answer {
-        status,
-        content_type,
-        body,
-    }
+    Answer { status, content_type, body }
 }
 
 /// Asserts `a` is a fault with the given code and subcode (`None` for InvalidArgs) in JSON.
 pub(crate) fn assert_fault(a: &Answer, code: &str, subcode: Option<&str>) {
-    assert_eq!(
-        a.status, 400,
-        "expected a fault, got {}: {}",
-        a.status, a.body
-    );
+    assert_eq!(a.status, 400, "expected a fault, got {}: {}", a.status, a.body);
     let v = a.json();
     assert_eq!(v["FaultCode"], code, "{}", a.body);
     assert_eq!(v["FaultSubCode"].as_str(), subcode, "{}", a.body);
-    let env = if code == "ter:ActionNotSupported" || code == "ter:Action" {
-        "env:Receiver"
-    } else {
-        "env:Sender"
-    };
+    let env = if code == "ter:ActionNotSupported" || code == "ter:Action" { "env:Receiver" } else { "env:Sender" };
     assert_eq!(v["Fault"], env, "{}", a.body);
     assert!(v["FaultReason"].is_string(), "{}", a.body);
 }

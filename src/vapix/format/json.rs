@@ -7,24 +7,18 @@ use crate::vapix::fault::Fault;
 
 /// Decodes a JSON request body.
 pub fn decode(body: &[u8]) -> Result<Request, Fault> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Fault::invalid_args(format!("the body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| Fault::invalid_args(format!("the body is not valid JSON: {e}")))?;
     let Value::Object(map) = value else {
-        return Err(Fault::invalid_args(
-            "the body must be a JSON object {\"axcall:<Command>\": {...}}",
-        ));
+        return Err(Fault::invalid_args("the body must be a JSON object {\"axcall:<Command>\": {...}}"));
     };
     let mut entries = map.into_iter();
     let (Some((action, params)), None) = (entries.next(), entries.next()) else {
-        return Err(Fault::invalid_args(
-            "the body must hold exactly one \"axcall:<Command>\" key",
-        ));
+        return Err(Fault::invalid_args("the body must hold exactly one \"axcall:<Command>\" key"));
     };
     match params {
         Value::Object(_) | Value::Null => Ok(Request { action, params }),
-        _ => Err(Fault::invalid_args(format!(
-            "the parameters of {action:?} must be a JSON object"
-        ))),
+        _ => Err(Fault::invalid_args(format!("the parameters of {action:?} must be a JSON object"))),
     }
 }
 

@@ -33,9 +33,8 @@ pub struct Request {
 impl Format {
     /// The format a request to `/vapix/call` uses: simple when the query says `format=simple`.
     pub fn of_query(query: Option<&str>) -> Self {
-        let simple = query.is_some_and(|q| {
-            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "simple")
-        });
+        let simple =
+            query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "format" && v == "simple"));
         if simple {
             Format::Simple
         } else {

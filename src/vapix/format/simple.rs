@@ -31,14 +31,19 @@ enum Node {
 }
 
 /// Decodes a simple-format query string.
+///
+/// ```
+/// use doorsim::vapix::format::simple;
+/// let r = simple::decode("format=simple&action=axcall:GetSIPAccounts&SIPAccountId_0=a&SIPAccountId_1=%22b%22").unwrap();
+/// assert_eq!(r.action, "axcall:GetSIPAccounts");
+/// assert_eq!(r.params, serde_json::json!({"SIPAccountId": ["a", "b"]}));
+/// ```
 pub fn decode(query: &str) -> Result<Request, Fault> {
     let mut action = None;
     let mut root: IndexMap<String, Node> = IndexMap::new();
     for (count, (key, value)) in form_urlencoded::parse(query.as_bytes()).enumerate() {
         if count >= MAX_PAIRS {
-            return Err(Fault::invalid_args(format!(
-                "more than {MAX_PAIRS} parameters"
-            )));
+            return Err(Fault::invalid_args(format!("more than {MAX_PAIRS} parameters")));
         }
         match key.as_ref() {
             "format" => continue,
@@ -48,10 +53,7 @@ pub fn decode(query: &str) -> Result<Request, Fault> {
         }
     }
     let action = action.ok_or_else(|| Fault::invalid_args("missing action=axcall:<Command>"))?;
-    Ok(Request {
-        action,
-        params: finish(Node::Object(root), "")?,
-    })
+    Ok(Request { action, params: finish(Node::Object(root), "")? })
 }
 
 /// The value of one pair: `null`, a quoted string, or bare text.
@@ -59,10 +61,7 @@ fn leaf(raw: &str) -> Value {
     if raw == "null" {
         return Value::Null;
     }
-    let unquoted = raw
-        .strip_prefix('"')
-        .and_then(|r| r.strip_suffix('"'))
-        .unwrap_or(raw);
+    let unquoted = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
     Value::String(unquoted.to_owned())
 }
 
@@ -71,9 +70,7 @@ fn insert(root: &mut IndexMap<String, Node>, key: &str, value: Value) -> Result<
     if segments.iter().any(|s| s.is_empty()) || is_index(segments[0]) {
         return Err(malformed(key));
     }
-    let slot = root
-        .entry(segments[0].to_owned())
-        .or_insert_with(|| placeholder(segments.get(1)));
+    let slot = root.entry(segments[0].to_owned()).or_insert_with(|| placeholder(segments.get(1)));
     place(slot, &segments[1..], value, key)
 }
 
@@ -85,23 +82,19 @@ fn place(node: &mut Node, rest: &[&str], value: Value, key: &str) -> Result<(), 
                 *v = Some(value);
                 Ok(())
             }
-            _ => Err(Fault::invalid_args(format!(
-                "key {key:?} given twice or used as a structure"
-            ))),
+            _ => Err(Fault::invalid_args(format!("key {key:?} given twice or used as a structure"))),
         };
     };
     let child = match node {
-        Node::Object(m) if !is_index(segment) => m
-            .entry((*segment).to_owned())
-            .or_insert_with(|| placeholder(tail.first())),
+        Node::Object(m) if !is_index(segment) => {
+            m.entry((*segment).to_owned()).or_insert_with(|| placeholder(tail.first()))
+        }
         Node::List(items) if is_index(segment) => {
             let index: usize = segment.parse().map_err(|_| malformed(key))?;
             if index >= MAX_PAIRS {
                 return Err(malformed(key));
             }
-            items
-                .entry(index)
-                .or_insert_with(|| placeholder(tail.first()))
+            items.entry(index).or_insert_with(|| placeholder(tail.first()))
         }
         _ => return Err(malformed(key)),
     };
@@ -131,11 +124,7 @@ fn finish(node: Node, path: &str) -> Result<Value, Fault> {
         Node::Object(m) => {
             let mut out = Map::new();
             for (k, v) in m {
-                let child = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}_{k}")
-                };
+                let child = if path.is_empty() { k.clone() } else { format!("{path}_{k}") };
                 out.insert(k, finish(v, &child)?);
             }
             Value::Object(out)
@@ -144,9 +133,7 @@ fn finish(node: Node, path: &str) -> Result<Value, Fault> {
             let mut out = Vec::with_capacity(items.len());
             for (expected, (index, v)) in items.into_iter().enumerate() {
                 if index != expected {
-                    return Err(Fault::invalid_args(format!(
-                        "list {path} has no item {expected}"
-                    )));
+                    return Err(Fault::invalid_args(format!("list {path} has no item {expected}")));
                 }
                 out.push(finish(v, &format!("{path}_{index}"))?);
             }
@@ -156,6 +143,12 @@ fn finish(node: Node, path: &str) -> Result<Value, Fault> {
 }
 
 /// Encodes a response value as `Key=Value` lines.
+///
+/// ```
+/// use doorsim::vapix::format::simple;
+/// let v = serde_json::json!({"SIPAccountStatus": {"Status": 0, "StatusText": "Does not register", "RegURI": ""}});
+/// assert_eq!(simple::encode(&v), "SIPAccountStatus_Status=0\nSIPAccountStatus_StatusText=\"Does+not+register\"\nSIPAccountStatus_RegURI=null\n");
+/// ```
 pub fn encode(value: &Value) -> String {
     let mut out = String::new();
     flatten("", value, &mut out);
@@ -172,10 +165,7 @@ fn flatten(prefix: &str, value: &Value, out: &mut String) {
     };
     match value {
         Value::Object(m) => m.iter().for_each(|(k, v)| flatten(&key(k), v, out)),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .for_each(|(i, v)| flatten(&key(&i.to_string()), v, out)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| flatten(&key(&i.to_string()), v, out)),
         Value::Null => line(prefix, "null", out),
         Value::String(s) if s.is_empty() => line(prefix, "null", out),
         Value::String(s) => line(prefix, &format!("\"{}\"", encode_text(s)), out),
@@ -214,8 +204,7 @@ mod tests {
 
     #[test]
     fn the_spec_set_account_request_decodes() {
-        let r = decode("format=simple&action=axcall:SetSIPAccount&SIPAccount_UserId=peer-to-peer")
-            .expect("valid");
+        let r = decode("format=simple&action=axcall:SetSIPAccount&SIPAccount_UserId=peer-to-peer").expect("valid");
         assert_eq!(r.action, "axcall:SetSIPAccount");
         assert_eq!(r.params, json!({"SIPAccount": {"UserId": "peer-to-peer"}}));
     }
@@ -263,23 +252,12 @@ mod tests {
              SIPAccountStatus_RegURI=null\nSIPAccountStatus_Status=0\nSIPAccountStatus_StatusText=\"Does+not+register\"\n\
              SIPAccountStatus_IsDefault=true\n"
         );
-        assert_eq!(
-            encode(&json!({"A": [{"B": "x&y=\"z\"%"}]})),
-            "A_0_B=\"x%26y%3D%22z%22%25\"\n"
-        );
+        assert_eq!(encode(&json!({"A": [{"B": "x&y=\"z\"%"}]})), "A_0_B=\"x%26y%3D%22z%22%25\"\n");
     }
 
     #[test]
     fn encoded_text_decodes_back() {
-        for s in [
-            "a b",
-            "x&y=z",
-            "\"q\"",
-            "漢字🚀",
-            "100%",
-            "sip:[::1]:5060",
-            "+",
-        ] {
+        for s in ["a b", "x&y=z", "\"q\"", "漢字🚀", "100%", "sip:[::1]:5060", "+"] {
             let q = format!("action=a&K={}", format_args!("\"{}\"", encode_text(s)));
             assert_eq!(decode(&q).expect("valid").params, json!({"K": s}), "{s}");
         }
