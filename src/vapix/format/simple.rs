@@ -12,6 +12,7 @@
 //! Written by hand: no crate implements this Axis-specific flattening.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
@@ -151,50 +152,61 @@ fn finish(node: Node, path: &str) -> Result<Value, Fault> {
 /// ```
 pub fn encode(value: &Value) -> String {
     let mut out = String::new();
-    flatten("", value, &mut out);
+    flatten(&mut String::new(), value, &mut out);
     out
 }
 
-fn flatten(prefix: &str, value: &Value, out: &mut String) {
-    let key = |k: &str| {
-        if prefix.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{prefix}_{k}")
+/// Writes the leaves under `value`; `key` is the flattened key so far, restored on return.
+fn flatten(key: &mut String, value: &Value, out: &mut String) {
+    let mut child = |key: &mut String, segment: &dyn std::fmt::Display, v: &Value| {
+        let len = key.len();
+        if len > 0 {
+            key.push('_');
         }
+        let _ = write!(key, "{segment}");
+        flatten(key, v, out);
+        key.truncate(len);
     };
     match value {
-        Value::Object(m) => m.iter().for_each(|(k, v)| flatten(&key(k), v, out)),
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| flatten(&key(&i.to_string()), v, out)),
-        Value::Null => line(prefix, "null", out),
-        Value::String(s) if s.is_empty() => line(prefix, "null", out),
-        Value::String(s) => line(prefix, &format!("\"{}\"", encode_text(s)), out),
-        Value::Bool(b) => line(prefix, &b.to_string(), out),
-        Value::Number(n) => line(prefix, &n.to_string(), out),
+        Value::Object(m) => m.iter().for_each(|(k, v)| child(key, k, v)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| child(key, &i, v)),
+        leaf => {
+            out.push_str(key);
+            out.push('=');
+            match leaf {
+                Value::String(s) if !s.is_empty() => {
+                    out.push('"');
+                    encode_text(s, out);
+                    out.push('"');
+                }
+                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                Value::Number(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                _ => out.push_str("null"),
+            }
+            out.push('\n');
+        }
     }
-}
-
-fn line(key: &str, value: &str, out: &mut String) {
-    out.push_str(key);
-    out.push('=');
-    out.push_str(value);
-    out.push('\n');
 }
 
 /// URL-encodes text the way the device writes it: space as `+`, URI punctuation such as
 /// `:`, `/`, `@`, `[` and `]` kept (the spec shows `sip:192.168.0.90:5060` unescaped), the rest
 /// of the reserved and non-ASCII bytes as `%XX`.
-fn encode_text(s: &str) -> String {
+fn encode_text(s: &str, out: &mut String) {
     const KEEP: &[u8] = b"-._~:/@!$'()*,;[]";
-    let mut out = String::with_capacity(s.len());
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         match b {
             b' ' => out.push('+'),
             b if b.is_ascii_alphanumeric() || KEEP.contains(&b) => out.push(b as char),
-            b => out.push_str(&format!("%{b:02X}")),
+            b => {
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -258,7 +270,9 @@ mod tests {
     #[test]
     fn encoded_text_decodes_back() {
         for s in ["a b", "x&y=z", "\"q\"", "漢字🚀", "100%", "sip:[::1]:5060", "+"] {
-            let q = format!("action=a&K={}", format_args!("\"{}\"", encode_text(s)));
+            let mut encoded = String::new();
+            encode_text(s, &mut encoded);
+            let q = format!("action=a&K=\"{encoded}\"");
             assert_eq!(decode(&q).expect("valid").params, json!({"K": s}), "{s}");
         }
     }
