@@ -2,10 +2,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,10 @@ use super::App;
 
 /// Most connections served at once; further clients wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
+
+/// A client must finish sending a request's headers within this time, so idle or trickling
+/// connections cannot hold the connection permits.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; open connections finish their
 /// current request and close.
@@ -43,7 +48,10 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationTok
                 let app = app.clone();
                 async move { Ok::<_, std::convert::Infallible>(app.handle(req, local).await) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
