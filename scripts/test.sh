@@ -9,11 +9,15 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null || missing+=(curl)
 command -v python3 >/dev/null || missing+=(python3)
-python3 -c 'import requests' 2>/dev/null || missing+=(python3-requests)
 if ((${#missing[@]})); then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# Python's requests (an HTTP Digest client the tests use) for whichever python3 is first on PATH.
+if ! python3 -c 'import requests' 2>/dev/null; then
+    echo "== installing: requests (pip)"
+    python3 -m pip install -q requests
 fi
 
 echo "== cargo fmt --check"
