@@ -16,8 +16,12 @@ if ((${#missing[@]})); then
 fi
 # Python's requests (an HTTP Digest client the tests use) for whichever python3 is first on PATH.
 if ! python3 -c 'import requests' 2>/dev/null; then
-    echo "== installing: requests (pip)"
-    python3 -m pip install -q requests
+    echo "== installing: requests"
+    python3 -m pip install -q requests 2>/dev/null || {
+        # Debian's own python3 refuses pip installs: take Debian's package.
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-requests
+    }
 fi
 
 echo "== cargo fmt --check"
