@@ -8,9 +8,11 @@
 //!
 //! [`device::Device`] is the composition root that wires one device together.
 
+pub mod calls;
 pub mod cli;
 pub mod control;
 pub mod device;
+pub mod events;
 pub mod http;
 pub mod model;
 pub mod store;
