@@ -16,9 +16,24 @@ pub struct Cli {
     #[arg(long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
     pub users: Vec<(String, String)>,
 
+    /// Run every device timer N times faster (CallingTimeout, VMS Timeout, retention...).
+    #[arg(long, env = "DOORSIM_TIME_SCALE", default_value_t = 1.0, value_parser = parse_time_scale)]
+    pub time_scale: f64,
+
+    /// Whom the call button (input port 0) calls: `VMS_CALL` or a SIP URI.
+    #[arg(long, env = "DOORSIM_CALL_BUTTON_RECIPIENT", default_value = "VMS_CALL")]
+    pub call_button_recipient: String,
+
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
     #[arg(long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,
+}
+
+fn parse_time_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && (0.001..=1_000_000.0).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a time scale between 0.001 and 1000000")),
+    }
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -41,5 +56,8 @@ mod tests {
         assert_eq!(c.users[1], ("c".to_owned(), "d:e".to_owned()));
         assert!(Cli::try_parse_from(["doorsim", "--user", "nopass"]).is_err());
         assert!(Cli::try_parse_from(["doorsim", "--http", "nonsense"]).is_err());
+        assert_eq!(Cli::try_parse_from(["doorsim", "--time-scale", "100"]).expect("scale").time_scale, 100.0);
+        assert!(Cli::try_parse_from(["doorsim", "--time-scale", "0"]).is_err());
+        assert!(Cli::try_parse_from(["doorsim", "--time-scale", "NaN"]).is_err());
     }
 }

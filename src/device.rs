@@ -8,11 +8,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::{CallEngine, EngineConfig};
 use crate::control::Control;
+use crate::events::EventBus;
 use crate::http::auth::Authenticator;
 use crate::http::{server, App};
 use crate::store::Store;
 use crate::vapix::call_service::CallService;
+use crate::vapix::event_stream::EventStream;
 
 /// Serial number of the emulated unit; the HTTP auth realm is `AXIS_<serial>` as on devices.
 pub const SERIAL: &str = "ACCC8E78A0B1";
@@ -24,6 +27,10 @@ pub struct DeviceConfig {
     pub http: SocketAddr,
     /// HTTP accounts (name, password).
     pub users: Vec<(String, String)>,
+    /// Every device timer runs this many times faster.
+    pub time_scale: f64,
+    /// Whom the call button calls.
+    pub button_recipient: String,
 }
 
 /// A running device.
@@ -33,22 +40,32 @@ pub struct Device {
     pub http_addr: SocketAddr,
     /// The device's configuration store.
     pub store: Arc<Store>,
+    /// The device's event bus.
+    pub bus: Arc<EventBus>,
     http_task: JoinHandle<()>,
 }
 
 impl Device {
     /// Binds the device's listeners and starts serving until `shutdown` is cancelled.
     pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> std::io::Result<Device> {
-        let store = Arc::new(Store::new());
-        let app = Arc::new(App {
-            auth: Authenticator::new(config.users, format!("AXIS_{SERIAL}")),
-            call_service: CallService::new(store.clone()),
-            control: Control::new(store.clone()),
-        });
         let listener = TcpListener::bind(config.http).await?;
         let http_addr = listener.local_addr()?;
+        let device_host =
+            if http_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { http_addr.ip().to_string() };
+
+        let store = Arc::new(Store::new());
+        let bus = Arc::new(EventBus::new());
+        let engine_config = EngineConfig { time_scale: config.time_scale, device_host, ..EngineConfig::default() };
+        let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
+        let app = Arc::new(App {
+            auth: Authenticator::new(config.users, format!("AXIS_{SERIAL}")),
+            call_service: CallService::new(store.clone(), engine.clone()),
+            event_stream: EventStream::new(bus.clone(), shutdown.clone()),
+            control: Control::new(store.clone(), engine.clone(), bus.clone(), config.button_recipient),
+            engine,
+        });
         let http_task = tokio::spawn(server::run(listener, app, shutdown));
-        Ok(Device { http_addr, store, http_task })
+        Ok(Device { http_addr, store, bus, http_task })
     }
 
     /// Waits until every task of the device has stopped.

@@ -14,6 +14,7 @@ pub mod control;
 pub mod device;
 pub mod events;
 pub mod http;
+pub mod media;
 pub mod model;
 pub mod store;
 pub mod vapix;

@@ -20,7 +20,12 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
     let shutdown = CancellationToken::new();
-    let config = DeviceConfig { http: cli.http, users: cli.users.clone() };
+    let config = DeviceConfig {
+        http: cli.http,
+        users: cli.users.clone(),
+        time_scale: cli.time_scale,
+        button_recipient: cli.call_button_recipient.clone(),
+    };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,
         Err(e) => {

@@ -1,44 +1,102 @@
-//! The emulator's own test API under `/emulator/v1/`: reset to factory defaults, read the
-//! whole state. Not part of any Axis API.
+//! The emulator's own test API under `/emulator/v1/`. Not part of any Axis API.
+//!
+//! | request | does |
+//! |---|---|
+//! | `POST reset` | restores the factory defaults of the store |
+//! | `GET state` | the whole store, the stream counts and the call statuses |
+//! | `GET events[?topic=T]` | the event log, oldest first, and the count of events slow subscribers lost |
+//! | `POST button/press` | presses the call button (input port 0): port events and a call to the button's recipient |
+//! | `POST calls/{id}/answer`, `reject` | answers or declines a ringing incoming call |
 
 use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::calls::{CallEngine, CallError};
+use crate::events::{topics, Event, EventBus};
 use crate::store::Store;
+
+/// The input port the call button is wired to.
+pub const CALL_BUTTON_PORT: &str = "0";
+
+/// A control API answer: a JSON body, or a status with a message.
+pub type ControlResult = Result<Value, (StatusCode, String)>;
 
 /// The control API of one device.
 #[derive(Debug, Clone)]
 pub struct Control {
     store: Arc<Store>,
+    engine: Arc<CallEngine>,
+    bus: Arc<EventBus>,
+    button_recipient: String,
 }
 
 impl Control {
-    /// The control API over `store`.
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    /// The control API; a button press calls `button_recipient`.
+    pub fn new(store: Arc<Store>, engine: Arc<CallEngine>, bus: Arc<EventBus>, button_recipient: String) -> Self {
+        bus.publish(button_event("0"));
+        Self { store, engine, bus, button_recipient }
     }
 
-    /// Answers `method path`: `Some(Ok(body))`, `Some(Err(status))` for a known path with the
-    /// wrong method, `None` for an unknown path.
-    pub fn handle(&self, method: &Method, path: &str) -> Option<Result<Value, StatusCode>> {
-        let allow = |m: Method| {
-            if *method == m {
-                Ok(())
-            } else {
-                Err(StatusCode::METHOD_NOT_ALLOWED)
-            }
-        };
-        Some(match path {
-            "/emulator/v1/reset" => allow(Method::POST).map(|()| {
+    /// Answers `method path`; `None` for an unknown path.
+    pub fn handle(&self, method: &Method, path: &str, query: Option<&str>) -> Option<ControlResult> {
+        let rest = path.strip_prefix("/emulator/v1/")?;
+        let segments: Vec<&str> = rest.split('/').collect();
+        let allow =
+            |m: Method| if *method == m { Ok(()) } else { Err((StatusCode::METHOD_NOT_ALLOWED, format!("use {m}"))) };
+        Some(match segments.as_slice() {
+            ["reset"] => allow(Method::POST).map(|()| {
                 self.store.reset();
                 tracing::info!("store reset to factory defaults");
                 json!({})
             }),
-            "/emulator/v1/state" => allow(Method::GET)
-                .map(|()| json!({ "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null) })),
+            ["state"] => allow(Method::GET).map(|()| self.state()),
+            ["events"] => allow(Method::GET).map(|()| self.events(query)),
+            ["button", "press"] => allow(Method::POST).and_then(|()| self.press_button()),
+            ["calls", id, action @ ("answer" | "reject")] => allow(Method::POST).and_then(|()| {
+                let result = if *action == "answer" { self.engine.answer(id) } else { self.engine.reject(id) };
+                result.map(|()| json!({})).map_err(call_error)
+            }),
             _ => return None,
         })
     }
+
+    fn state(&self) -> Value {
+        let counts = self.engine.streams().current();
+        json!({
+            "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null),
+            "Streams": {"AudioFromDevice": counts[0], "AudioToDevice": counts[1], "VideoFromDevice": counts[2]},
+            "Calls": serde_json::to_value(self.engine.statuses(&[])).unwrap_or(Value::Null),
+        })
+    }
+
+    fn events(&self, query: Option<&str>) -> Value {
+        let topic =
+            query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "topic")).map(|(_, v)| v);
+        let events = self.bus.log(topic.as_deref());
+        json!({ "Events": serde_json::to_value(events).unwrap_or(Value::Null), "Dropped": self.bus.dropped() })
+    }
+
+    /// The call button, like the A8004/A8207 action rule: input port 0 goes active, a call to the
+    /// button's recipient starts, the port goes inactive again.
+    fn press_button(&self) -> ControlResult {
+        self.bus.publish(button_event("1"));
+        let call = self.engine.place_call(&self.button_recipient, None);
+        self.bus.publish(button_event("0"));
+        call.map(|id| json!({ "CallId": id })).map_err(call_error)
+    }
+}
+
+fn button_event(state: &str) -> Event {
+    Event::new(topics::IO_PORT, true, &[("port", CALL_BUTTON_PORT)], &[("state", state)])
+}
+
+fn call_error(e: CallError) -> (StatusCode, String) {
+    let status = match e {
+        CallError::NotFound(_) => StatusCode::NOT_FOUND,
+        CallError::Invalid(_) => StatusCode::BAD_REQUEST,
+        CallError::Failed(_) => StatusCode::CONFLICT,
+    };
+    (status, e.to_string())
 }

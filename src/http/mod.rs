@@ -4,23 +4,32 @@
 pub mod auth;
 pub mod server;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 
+use crate::calls::CallEngine;
 use crate::control::Control;
 use crate::vapix::call_service::{CallService, RequestContext};
+use crate::vapix::event_stream::EventStream;
 use crate::vapix::fault::Fault;
 use crate::vapix::format::Format;
+use crate::vapix::media;
 use auth::{Authenticator, Refusal};
 
-/// Largest request body accepted.
+/// Largest request body accepted (except the streamed audio upload).
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// Every response body: whole, or streamed for media.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Everything the HTTP server routes to.
 #[derive(Debug)]
@@ -29,39 +38,102 @@ pub struct App {
     pub auth: Authenticator,
     /// `/vapix/call`.
     pub call_service: CallService,
+    /// The calls, for the media endpoints' stream counts.
+    pub engine: Arc<CallEngine>,
+    /// The event WebSocket.
+    pub event_stream: EventStream,
     /// `/emulator/v1/...`.
     pub control: Control,
 }
 
-type HttpResponse = Response<Full<Bytes>>;
+/// The paths the device serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    CallService,
+    AudioTransmit,
+    AudioReceive,
+    Video,
+    WsSession,
+    WsDataStream,
+    Control,
+}
 
-fn response(status: StatusCode, content_type: &'static str, body: String) -> HttpResponse {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+impl Route {
+    fn of(path: &str) -> Option<Route> {
+        Some(match path {
+            "/vapix/call" => Route::CallService,
+            "/axis-cgi/audio/transmit.cgi" => Route::AudioTransmit,
+            "/axis-cgi/audio/receive.cgi" => Route::AudioReceive,
+            "/axis-cgi/mjpg/video.cgi" => Route::Video,
+            "/axis-cgi/wssession.cgi" => Route::WsSession,
+            "/vapix/ws-data-stream" => Route::WsDataStream,
+            p if p.starts_with("/emulator/v1/") => Route::Control,
+            _ => return None,
+        })
+    }
+
+    fn method_allowed(self, m: &Method) -> bool {
+        match self {
+            Route::CallService | Route::Control => true, // checked by the handler
+            Route::AudioTransmit => m == Method::POST,
+            _ => m == Method::GET,
+        }
+    }
+}
+
+/// A whole response body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-fn plain(status: StatusCode, body: &str) -> HttpResponse {
-    response(status, "text/plain; charset=utf-8", format!("{body}\n"))
+/// A plain-text response.
+pub fn plain(status: StatusCode, body: &str) -> Response<Body> {
+    let text = if body.is_empty() { String::new() } else { format!("{body}\n") };
+    response(status, "text/plain; charset=utf-8", text)
 }
 
-fn json_response(status: StatusCode, value: &Value) -> HttpResponse {
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     response(status, "application/json", Format::Json.encode(value))
 }
 
 impl App {
     /// Answers one request. `local` is the address the connection arrived on.
-    pub async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> HttpResponse {
+    pub async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
         let path = req.uri().path().to_owned();
-        let is_vapix_call = path == "/vapix/call";
-        if !is_vapix_call && !path.starts_with("/emulator/v1/") {
+        let Some(route) = Route::of(&path) else {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");
+        };
+        // A browser cannot send Digest on a WebSocket upgrade: a session token stands in for it.
+        let token = route == Route::WsDataStream && self.event_stream.take_token(req.uri().query());
+        if !token {
+            let uri = req.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
+            if let Err(refusal) = self.auth.check(req.method().as_str(), &uri, req.headers().get(AUTHORIZATION)) {
+                return self.unauthorized(refusal);
+            }
         }
-        let uri = req.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
-        if let Err(refusal) = self.auth.check(req.method().as_str(), &uri, req.headers().get(AUTHORIZATION)) {
-            return self.unauthorized(refusal);
+        if !route.method_allowed(req.method()) {
+            return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed");
         }
+        let streams = self.engine.streams();
+        match route {
+            Route::AudioTransmit => media::transmit(req, streams).await,
+            Route::AudioReceive => media::receive(streams),
+            Route::Video => media::video(streams),
+            Route::WsSession => self.event_stream.new_session(),
+            Route::WsDataStream => self.event_stream.upgrade(req),
+            Route::CallService | Route::Control => self.with_body(route, req, &path, local).await,
+        }
+    }
+
+    /// The routes that read a whole, bounded body.
+    async fn with_body(&self, route: Route, req: Request<Incoming>, path: &str, local: SocketAddr) -> Response<Body> {
         let method = req.method().clone();
         let query = req.uri().query().map(str::to_owned);
         let format = Format::of_query(query.as_deref());
@@ -72,18 +144,17 @@ impl App {
                 return fault_response(format, StatusCode::PAYLOAD_TOO_LARGE, &fault);
             }
         };
-        if is_vapix_call {
-            self.vapix_call(&method, format, query.as_deref(), &body, local)
-        } else {
-            match self.control.handle(&method, &path) {
-                Some(Ok(value)) => json_response(StatusCode::OK, &value),
-                Some(Err(status)) => plain(status, status.canonical_reason().unwrap_or("error")),
-                None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
-            }
+        if route == Route::CallService {
+            return self.vapix_call(&method, format, query.as_deref(), &body, local);
+        }
+        match self.control.handle(&method, path, query.as_deref()) {
+            Some(Ok(value)) => json_response(StatusCode::OK, &value),
+            Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
+            None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
         }
     }
 
-    fn unauthorized(&self, refusal: Refusal) -> HttpResponse {
+    fn unauthorized(&self, refusal: Refusal) -> Response<Body> {
         let mut r = plain(StatusCode::UNAUTHORIZED, "401 Unauthorized");
         for challenge in self.auth.challenges(refusal == Refusal::Stale) {
             r.headers_mut().append(WWW_AUTHENTICATE, challenge);
@@ -98,7 +169,7 @@ impl App {
         query: Option<&str>,
         body: &[u8],
         local: SocketAddr,
-    ) -> HttpResponse {
+    ) -> Response<Body> {
         let request = match (method, format) {
             (&Method::GET, Format::Simple) | (&Method::POST, _) => format.decode(query, body),
             (&Method::GET, Format::Json) => {
@@ -121,7 +192,7 @@ impl App {
     }
 }
 
-fn fault_response(format: Format, status: StatusCode, fault: &Fault) -> HttpResponse {
+fn fault_response(format: Format, status: StatusCode, fault: &Fault) -> Response<Body> {
     response(status, format.content_type(), format.encode(&fault.to_value()))
 }
 

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::fault::Fault;
 use super::format::ACTION_PREFIX;
+use crate::calls::CallEngine;
 use crate::model::audio_codec::{read_priority_list, supported_codecs};
 use crate::model::ids::{validate_id, MAX_ID_LEN};
 use crate::model::sip_account::MediaEncryption;
@@ -32,6 +33,7 @@ pub struct RequestContext {
 #[derive(Debug, Clone)]
 pub struct CallService {
     store: Arc<Store>,
+    engine: Arc<CallEngine>,
 }
 
 /// One kind of stored object and the names its commands use.
@@ -88,6 +90,15 @@ const DTMF_TRIGGERS: Kind<DtmfTrigger> = Kind {
 
 fn to_value<T: Serialize>(v: T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Reads the mandatory `CallId`: text of at most 64 characters (the spec's `CallId` type).
+fn call_id(f: &Fields<'_>) -> Result<String, Fault> {
+    let id = f.req_text("CallId")?;
+    if id.chars().count() > MAX_ID_LEN {
+        return Err(Fault::invalid_arg_val(format!("CallId: longer than {MAX_ID_LEN} characters")));
+    }
+    Ok(id)
 }
 
 /// Reads the single id of `field`, which must be present and well-formed.
@@ -162,9 +173,9 @@ impl<T: Clone + Serialize> Kind<T> {
 }
 
 impl CallService {
-    /// The Call service over `store`.
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+    /// The Call service over `store` and the call engine.
+    pub fn new(store: Arc<Store>, engine: Arc<CallEngine>) -> Self {
+        Self { store, engine }
     }
 
     /// Runs `action` (with its `axcall:` prefix) on `params`. `lenient` is set for the simple
@@ -175,6 +186,25 @@ impl CallService {
         let store = &*self.store;
         match command {
             "GetServiceCapabilities" => Ok(json!({ "Capabilities": to_value(ServiceCapabilities::emulated()) })),
+
+            "Call" => {
+                let to = f.req_text("To")?;
+                let account = f.opt_text("SIPAccountId")?;
+                if let Some(a) = &account {
+                    validate_id(a, &f.path_of("SIPAccountId"))?;
+                }
+                Ok(json!({ "CallId": self.engine.place_call(&to, account.as_deref())? }))
+            }
+            "TerminateCall" => {
+                self.engine.terminate(&call_id(&f)?)?;
+                Ok(json!({}))
+            }
+            "GetCallStatus" => {
+                let id = call_id(&f)?;
+                let status = self.engine.status(&id).ok_or_else(|| Fault::not_found(format!("no call {id:?}")))?;
+                Ok(json!({ "CallStatus": to_value(status) }))
+            }
+            "GetCallStatuses" => Ok(json!({ "CallStatus": to_value(self.engine.statuses(&id_list(&f, "CallId")?)) })),
 
             "GetSupportedSIPConfigurationAttributes" | "GetSupportedSIPAccountAttributes" => {
                 Ok(json!({ "AttributeInfo": to_value(SUPPORTED_ATTRIBUTES) }))

@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 
+use crate::calls::CallError;
 use crate::model::ModelError;
 
 /// A fault as the spec writes it: `Fault`, `FaultCode`, `FaultSubCode`, `FaultReason`, `FaultMsg`.
@@ -93,6 +94,16 @@ impl From<ModelError> for Fault {
             ModelError::Missing(m) => Fault::invalid_args(format!("missing {m}")),
             ModelError::Invalid(m) => Fault::invalid_arg_val(m),
             ModelError::NotFound(m) => Fault::not_found(m),
+        }
+    }
+}
+
+impl From<CallError> for Fault {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Invalid(m) => Fault::invalid_arg_val(m),
+            CallError::NotFound(m) => Fault::not_found(m),
+            CallError::Failed(m) => Fault::failure(m),
         }
     }
 }
