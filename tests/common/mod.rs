@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 /// A running doorsim process.
 pub(crate) struct Doorsim {
@@ -140,7 +142,80 @@ impl Doorsim {
         panic!("authentication did not succeed");
     }
 
-    /// `POST /vapix/call` with `{"axcall:<command>": params}`.
+    /// An `Authorization` header value for `method path` (answering a challenge first if needed).
+    pub(crate) async fn authorization(&self, method: &str, path: &str) -> String {
+        if self.prompt.lock().expect("lock").is_none() {
+            self.request("GET", "/emulator/v1/state", None).await;
+        }
+        let mut guard = self.prompt.lock().expect("lock");
+        let prompt = guard.as_mut().expect("a digest challenge");
+        let ctx = AuthContext::new_with_method(
+            "root",
+            "pass",
+            path,
+            Option::<&[u8]>::None,
+            HttpMethod(method.to_owned().into()),
+        );
+        prompt.respond(&ctx).expect("digest").to_string()
+    }
+
+    /// Starts streaming µ-law audio into `transmit.cgi`: 160 bytes every 20 ms until the returned
+    /// upload is stopped or dropped. The answer arrives through the join handle.
+    pub(crate) async fn transmit_audio(&self) -> Upload {
+        let path = "/axis-cgi/audio/transmit.cgi";
+        let auth = self.authorization("POST", path).await;
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let chunks = futures_util::stream::unfold(0u32, move |n| {
+            let wait = tokio::time::sleep(std::time::Duration::from_millis(20));
+            async move {
+                wait.await;
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0xFFu8; 160])), n + 1))
+            }
+        });
+        let body = futures_util::StreamExt::take_until(chunks, async move {
+            let _ = (&mut stopped).await;
+        });
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", auth)
+            .header("Content-Type", "audio/basic")
+            .body(reqwest::Body::wrap_stream(body))
+            .send();
+        let handle = tokio::spawn(async move { request.await.map(|r| r.status().as_u16()) });
+        Upload { stop: Some(stop), handle }
+    }
+
+    /// Opens a streaming GET (receive.cgi, video.cgi); the stream lasts while the response lives.
+    pub(crate) async fn request_stream(&self, path: &str) -> reqwest::Response {
+        let auth = self.authorization("GET", path).await;
+        let r =
+            self.client.get(format!("{}{path}", self.base)).header("Authorization", auth).send().await.expect("stream");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r
+    }
+
+    /// Opens the event WebSocket with a session token and configures `filters`.
+    /// Returns the socket after the device's `data:{}` answer.
+    pub(crate) async fn events(&self, filters: &[&str]) -> EventSocket {
+        let token = self.request("GET", "/axis-cgi/wssession.cgi", None).await;
+        assert_eq!(token.status, 200, "{}", token.body);
+        let url = format!(
+            "{}/vapix/ws-data-stream?sources=events&wssession={}",
+            self.base.replace("http://", "ws://"),
+            token.body.trim()
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
+        let list: Vec<Value> = filters.iter().map(|f| serde_json::json!({ "topicFilter": f })).collect();
+        let configure = serde_json::json!({"apiVersion": "1.0", "method": "events:configure",
+            "params": {"eventFilterList": list}});
+        ws.send(Message::text(configure.to_string())).await.expect("send configure");
+        let mut socket = EventSocket { ws };
+        let first = socket.next_json().await;
+        assert_eq!(first, serde_json::json!({"apiVersion": "1.0", "method": "events:configure", "data": {}}));
+        socket
+    }
+
     pub(crate) async fn call(&self, command: &str, params: Value) -> Answer {
         let body = serde_json::json!({ format!("axcall:{command}"): params }).to_string();
         self.request("POST", "/vapix/call", Some(&body)).await
@@ -183,4 +258,63 @@ pub(crate) fn assert_fault(a: &Answer, code: &str, subcode: Option<&str>) {
     let env = if code == "ter:ActionNotSupported" || code == "ter:Action" { "env:Receiver" } else { "env:Sender" };
     assert_eq!(v["Fault"], env, "{}", a.body);
     assert!(v["FaultReason"].is_string(), "{}", a.body);
+}
+
+/// A running audio upload.
+pub(crate) struct Upload {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<Result<u16, reqwest::Error>>,
+}
+
+impl Upload {
+    /// Ends the upload cleanly and returns the device's HTTP status.
+    pub(crate) async fn finish(mut self) -> u16 {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.handle).await.expect("upload task").expect("upload answer")
+    }
+}
+
+/// The client side of the event WebSocket.
+pub(crate) struct EventSocket {
+    pub(crate) ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl EventSocket {
+    /// The next text message as JSON (fails after 10 s).
+    pub(crate) async fn next_json(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(10), self.ws.next())
+                .await
+                .expect("a WebSocket message within 10 s")
+                .expect("open socket")
+                .expect("message");
+            if let Message::Text(t) = msg {
+                return serde_json::from_str(&t).expect("JSON message");
+            }
+        }
+    }
+
+    /// The next notification as `topic-suffix=value` (`State=Calling`, `StateChange=Initiated`,
+    /// `Port=1`), checking the notification's shape on the way.
+    pub(crate) async fn next_event(&mut self) -> String {
+        let v = self.next_json().await;
+        assert_eq!(v["method"], "events:notify", "{v}");
+        let n = &v["params"]["notification"];
+        assert!(n["timestamp"].is_u64(), "{v}");
+        let topic = n["topic"].as_str().expect("topic");
+        let data = n["message"]["data"].as_object().expect("data");
+        let first = data.values().next().and_then(Value::as_str).unwrap_or_default();
+        format!("{}={first}", topic.rsplit('/').next().unwrap_or(topic))
+    }
+
+    /// The next `n` notifications.
+    pub(crate) async fn next_events(&mut self, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(self.next_event().await);
+        }
+        out
+    }
 }
