@@ -259,3 +259,60 @@ async fn websocket_garbage_gets_errors_and_the_stream_keeps_working() {
     let url = format!("{}/vapix/ws-data-stream?sources=events&wssession=deadbeef", d.base.replace("http://", "ws://"));
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
 }
+
+#[tokio::test]
+async fn answer_and_reject_need_a_ringing_incoming_call() {
+    let d = Doorsim::start(&[]);
+    let id = d.ok("Call", json!({"To": "VMS_CALL"})).await["CallId"].as_str().expect("id").to_owned();
+    for action in ["answer", "reject"] {
+        for target in [id.as_str(), "In-0-1.2-unknown"] {
+            let r = d.request("POST", &format!("/emulator/v1/calls/{target}/{action}"), None).await;
+            assert_eq!(r.status, 404, "{action} {target}: {}", r.body);
+            assert!(r.json()["Error"].as_str().is_some_and(|e| e.contains("no ringing incoming call")));
+        }
+    }
+    assert_eq!(call_status(&d, &id).await["CallState"], "Calling", "an outgoing call is not answered by the device");
+}
+
+#[tokio::test]
+async fn a_slow_event_subscriber_never_blocks_the_device() {
+    let d = Doorsim::start(&[]);
+    // Subscribe with a small receive window, then never read: the socket's buffers fill and
+    // the device must drop for it.
+    let _stalled = d.events_with_small_window(&[]).await;
+    let started = std::time::Instant::now();
+    let mut presses = 0;
+    while d.request("GET", "/emulator/v1/events?topic=none", None).await.json()["Dropped"] == 0 {
+        for _ in 0..500 {
+            d.request("POST", "/emulator/v1/button/press", None).await;
+        }
+        presses += 500;
+        assert!(presses <= 20_000, "no event was dropped after {presses} presses");
+    }
+    // Meanwhile the device answered every request; it still does, promptly.
+    let before = std::time::Instant::now();
+    d.ok("GetServiceCapabilities", json!({})).await;
+    assert!(before.elapsed() < Duration::from_secs(1));
+    eprintln!("{presses} presses ({} events) in {:?} filled the stalled subscriber", presses * 2, started.elapsed());
+}
+
+#[tokio::test]
+async fn stream_counts_return_to_zero_when_clients_leave() {
+    let d = Doorsim::start(&[]);
+    let audio = d.request_stream("/axis-cgi/audio/receive.cgi").await;
+    let video = d.request_stream("/axis-cgi/mjpg/video.cgi").await;
+    let upload = d.transmit_audio().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(d.state().await["Streams"], json!({"AudioFromDevice": 1, "AudioToDevice": 1, "VideoFromDevice": 1}));
+    drop((audio, video));
+    upload.finish().await;
+    let mut streams = Value::Null;
+    for _ in 0..50 {
+        streams = d.state().await["Streams"].clone();
+        if streams == json!({"AudioFromDevice": 0, "AudioToDevice": 0, "VideoFromDevice": 0}) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("streams still counted after their clients left: {streams}");
+}

@@ -171,9 +171,14 @@ impl CallEngine {
         let (id, state_rx) = {
             let mut reg = self.lock();
             let in_progress = reg.calls.values().filter(|e| e.status.call_state != CallState::Terminated).count();
-            if in_progress >= self.config.max_calls {
-                return Err(CallError::Failed(format!("{} calls already in progress", self.config.max_calls)));
-            }
+            // Over the limit an outgoing call is refused; an incoming one is recorded as Busy.
+            let (state, reason) = match (in_progress >= self.config.max_calls, direction) {
+                (false, _) => (state, reason),
+                (true, Direction::Outgoing) => {
+                    return Err(CallError::Failed(format!("{} calls already in progress", self.config.max_calls)))
+                }
+                (true, Direction::Incoming) => (CallState::Terminated, Reason::Busy),
+            };
             let id = new_call_id(direction, reg.next_number);
             reg.next_number += 1;
             let status = CallStatus {
@@ -182,11 +187,11 @@ impl CallEngine {
                 call_state: state,
                 call_state_reason: reason,
                 start_time: now_rfc3339(),
+                stop_time: (state == CallState::Terminated).then(now_rfc3339),
                 direction,
                 device_uri,
                 remote_uri: remote.to_owned(),
                 call_type,
-                stop_time: None,
                 audio_codec: (call_type == CallType::Vms).then(|| "PCMU".to_owned()),
                 video_codec: None,
                 sip_account_id: None,
@@ -507,6 +512,51 @@ mod tests {
             engine.place_call(VMS_CALL, None).expect("within the limit");
         }
         assert!(matches!(engine.place_call(VMS_CALL, None), Err(CallError::Failed(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn incoming_calls_over_the_limit_are_busy_and_sip_calls_end_at_max_duration() {
+        let (engine, _) = engine();
+        engine
+            .store
+            .update(|s| {
+                s.sip_configuration.attribute =
+                    vec![crate::model::Attribute { name: "MaxCallDuration".into(), value: "5".into() }];
+                Ok(())
+            })
+            .expect("attribute");
+        let sip = engine
+            .create(
+                Direction::Incoming,
+                CallType::Sip,
+                "sip:a@b",
+                CallState::Active,
+                Reason::AcceptedByDevice,
+                None,
+                None,
+            )
+            .expect("created");
+        for _ in 0..15 {
+            engine.place_call(VMS_CALL, None).expect("within the limit");
+        }
+        let busy = engine
+            .create(
+                Direction::Incoming,
+                CallType::Vms,
+                VMS_CALL,
+                CallState::Active,
+                Reason::AcceptedByDevice,
+                None,
+                None,
+            )
+            .expect("recorded");
+        let s = engine.status(&busy).expect("busy call");
+        assert_eq!((s.call_state, s.call_state_reason), (CallState::Terminated, Reason::Busy));
+        assert!(s.stop_time.is_some());
+        // MaxCallDuration 5 s at time scale 1000 is 5 ms.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let s = engine.status(&sip).expect("sip call");
+        assert_eq!((s.call_state, s.call_state_reason), (CallState::Terminated, Reason::Terminated));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,9 +3,10 @@
 //! client sends `events:configure` with topic filters and the device answers `data:{}` before
 //! any `events:notify`. Current property values are sent first, then live events.
 //!
-//! A slow client only slows its own connection: it reads from a bounded queue on the bus and
-//! loses the oldest events (counted in the bus's drop counter).
+//! A slow client only slows its own connection: its messages wait in a bounded queue that
+//! drops the oldest when full, and every drop is counted in the bus's drop counter.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use indexmap::IndexMap;
 use rand::RngCore;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -166,11 +168,56 @@ fn selected(filters: &[String], event: &Event) -> bool {
     filters.is_empty() || filters.iter().any(|f| event.matches(f))
 }
 
-/// Serves one WebSocket until the client leaves or the device stops.
-async fn serve<S>(mut ws: WebSocketStream<S>, bus: &EventBus, shutdown: CancellationToken)
+/// Messages waiting for a slow client, at most; beyond this the oldest is dropped and counted.
+const OUTGOING_QUEUE: usize = 256;
+
+/// The messages waiting to be written to one client: bounded, dropping the oldest.
+#[derive(Default)]
+struct Outgoing {
+    queue: Mutex<VecDeque<String>>,
+    ready: Notify,
+}
+
+impl Outgoing {
+    /// Queues `text`; returns whether an older message had to be dropped for it.
+    fn push(&self, text: String) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dropped = q.len() >= OUTGOING_QUEUE && q.pop_front().is_some();
+        q.push_back(text);
+        drop(q);
+        self.ready.notify_one();
+        dropped
+    }
+
+    fn take(&self) -> VecDeque<String> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// Serves one WebSocket until the client leaves or the device stops. Reading (client requests
+/// and bus events) never waits for the client: a writer task drains a bounded queue.
+async fn serve<S>(ws: WebSocketStream<S>, bus: &EventBus, shutdown: CancellationToken)
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (mut sink, mut incoming) = ws.split();
+    let outgoing = Arc::new(Outgoing::default());
+    let writer_queue = outgoing.clone();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            writer_queue.ready.notified().await;
+            for text in writer_queue.take() {
+                if sink.send(Message::text(text)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let send = |text: String| {
+        if outgoing.push(text) {
+            bus.count_dropped(1);
+        }
+    };
     let mut subscription: Option<(Vec<String>, Subscription)> = None;
     loop {
         let live = async {
@@ -179,47 +226,42 @@ where
                 None => std::future::pending().await,
             }
         };
-        let outgoing = tokio::select! {
+        tokio::select! {
             () = shutdown.cancelled() => break,
-            incoming = ws.next() => match incoming {
+            _ = &mut writer => break,
+            message = incoming.next() => match message {
                 Some(Ok(Message::Text(text))) => match parse_request(&text) {
                     ClientRequest::Configure(filters) => {
                         let s = bus.subscribe();
-                        let mut out = vec![json!({"apiVersion": "1.0", "method": "events:configure", "data": {}}).to_string()];
-                        out.extend(s.current.iter().filter(|e| selected(&filters, e)).map(|e| notify(e)));
+                        send(json!({"apiVersion": "1.0", "method": "events:configure", "data": {}}).to_string());
+                        s.current.iter().filter(|e| selected(&filters, e)).for_each(|e| send(notify(e)));
                         subscription = Some((filters, s));
-                        out
                     }
                     ClientRequest::Invalid(method, message) => {
-                        vec![json!({"apiVersion": "1.0", "method": method, "error": {"code": 400, "message": message}}).to_string()]
+                        send(json!({"apiVersion": "1.0", "method": method, "error": {"code": 400, "message": message}}).to_string());
                     }
                 },
                 Some(Ok(Message::Binary(_))) => {
-                    vec![json!({"apiVersion": "1.0", "method": "", "error": {"code": 400, "message": "binary messages are not understood"}}).to_string()]
+                    send(json!({"apiVersion": "1.0", "method": "", "error": {"code": 400, "message": "binary messages are not understood"}}).to_string());
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => Vec::new(), // ping/pong: answered by the library
+                Some(Ok(_)) => {} // ping/pong: answered by the library
             },
             event = live => match event {
-                Ok(e) => match &subscription {
-                    Some((filters, _)) if selected(filters, &e) => vec![notify(&e)],
-                    _ => Vec::new(),
-                },
+                Ok(e) => {
+                    if subscription.as_ref().is_some_and(|(filters, _)| selected(filters, &e)) {
+                        send(notify(&e));
+                    }
+                }
                 Err(RecvError::Lagged(n)) => {
                     bus.count_dropped(n);
                     tracing::debug!(lost = n, "slow event subscriber lost events");
-                    Vec::new()
                 }
                 Err(RecvError::Closed) => break,
             },
-        };
-        for text in outgoing {
-            if ws.send(Message::text(text)).await.is_err() {
-                return;
-            }
         }
     }
-    let _ = ws.close(None).await;
+    writer.abort();
 }
 
 #[cfg(test)]

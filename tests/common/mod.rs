@@ -198,6 +198,16 @@ impl Doorsim {
     /// Opens the event WebSocket with a session token and configures `filters`.
     /// Returns the socket after the device's `data:{}` answer.
     pub(crate) async fn events(&self, filters: &[&str]) -> EventSocket {
+        self.open_events(filters, None).await
+    }
+
+    /// Like [`Doorsim::events`] over a socket whose receive buffer is `4 KiB` (no autotuning),
+    /// for clients that stop reading.
+    pub(crate) async fn events_with_small_window(&self, filters: &[&str]) -> EventSocket {
+        self.open_events(filters, Some(4096)).await
+    }
+
+    async fn open_events(&self, filters: &[&str], receive_buffer: Option<u32>) -> EventSocket {
         let token = self.request("GET", "/axis-cgi/wssession.cgi", None).await;
         assert_eq!(token.status, 200, "{}", token.body);
         let url = format!(
@@ -205,7 +215,15 @@ impl Doorsim {
             self.base.replace("http://", "ws://"),
             token.body.trim()
         );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
+        let addr: std::net::SocketAddr = self.base.trim_start_matches("http://").parse().expect("address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        let stream = socket.connect(addr).await.expect("connect");
+        let (mut ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("WebSocket upgrade");
         let list: Vec<Value> = filters.iter().map(|f| serde_json::json!({ "topicFilter": f })).collect();
         let configure = serde_json::json!({"apiVersion": "1.0", "method": "events:configure",
             "params": {"eventFilterList": list}});
