@@ -24,6 +24,10 @@ pub struct Cli {
     #[arg(long, env = "DOORSIM_CALL_BUTTON_RECIPIENT", default_value = "VMS_CALL")]
     pub call_button_recipient: String,
 
+    /// Device model: a built-in profile (A8207-VE, A8105-E, I8116-E) or a JSON file path.
+    #[arg(long, env = "DOORSIM_PROFILE", default_value = crate::profile::DEFAULT_PROFILE)]
+    pub profile: String,
+
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
     #[arg(long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,

@@ -13,12 +13,11 @@ use crate::control::Control;
 use crate::events::EventBus;
 use crate::http::auth::Authenticator;
 use crate::http::{server, App};
+use crate::io::IoPorts;
+use crate::profile::Profile;
 use crate::store::Store;
 use crate::vapix::call_service::CallService;
 use crate::vapix::event_stream::EventStream;
-
-/// Serial number of the emulated unit; the HTTP auth realm is `AXIS_<serial>` as on devices.
-pub const SERIAL: &str = "ACCC8E78A0B1";
 
 /// How to build a device.
 #[derive(Debug, Clone)]
@@ -31,6 +30,8 @@ pub struct DeviceConfig {
     pub time_scale: f64,
     /// Whom the call button calls.
     pub button_recipient: String,
+    /// The emulated model.
+    pub profile: Profile,
 }
 
 /// A running device.
@@ -57,12 +58,20 @@ impl Device {
         let bus = Arc::new(EventBus::new());
         let engine_config = EngineConfig { time_scale: config.time_scale, device_host, ..EngineConfig::default() };
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
+        let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
+        let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
+        // Devices use `AXIS_<serial>` as their HTTP auth realm.
+        let realm = format!("AXIS_{}", config.profile.serial());
         let app = Arc::new(App {
-            auth: Authenticator::new(config.users, format!("AXIS_{SERIAL}")),
+            auth: Authenticator::new(config.users, realm),
             call_service: CallService::new(store.clone(), engine.clone()),
             event_stream: EventStream::new(bus.clone(), shutdown.clone()),
-            control: Control::new(store.clone(), engine.clone(), bus.clone(), config.button_recipient),
+            control: Control::new(store.clone(), engine.clone(), bus.clone(), io.clone(), config.button_recipient),
             engine,
+            profile: Arc::new(config.profile),
+            io,
+            store: store.clone(),
+            user_names,
         });
         let http_task = tokio::spawn(server::run(listener, app, shutdown));
         Ok(Device { http_addr, store, bus, http_task })

@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use doorsim::cli::Cli;
 use doorsim::device::{Device, DeviceConfig};
+use doorsim::profile::Profile;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -19,12 +20,20 @@ async fn main() -> std::process::ExitCode {
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
+    let profile = match Profile::load(&cli.profile) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("doorsim: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let shutdown = CancellationToken::new();
     let config = DeviceConfig {
         http: cli.http,
         users: cli.users.clone(),
         time_scale: cli.time_scale,
         button_recipient: cli.call_button_recipient.clone(),
+        profile,
     };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,

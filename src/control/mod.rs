@@ -6,6 +6,7 @@
 //! | `GET state` | the whole store, the stream counts and the call statuses |
 //! | `GET events[?topic=T]` | the event log, oldest first, and the count of events slow subscribers lost |
 //! | `POST button/press` | presses the call button (input port 0): port events and a call to the button's recipient |
+//! | `POST io/{port}/activate`, `deactivate` | drives any port, inputs included (a wired sensor, a lock) |
 //! | `POST calls/{id}/answer`, `reject` | answers or declines a ringing incoming call |
 
 use std::sync::Arc;
@@ -14,11 +15,12 @@ use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::calls::{CallEngine, CallError};
-use crate::events::{topics, Event, EventBus};
+use crate::events::EventBus;
+use crate::io::IoPorts;
 use crate::store::Store;
 
-/// The input port the call button is wired to.
-pub const CALL_BUTTON_PORT: &str = "0";
+/// The input port the call button is wired to (the first port of every profile).
+pub const CALL_BUTTON_PORT: usize = 0;
 
 /// A control API answer: a JSON body, or a status with a message.
 pub type ControlResult = Result<Value, (StatusCode, String)>;
@@ -29,14 +31,25 @@ pub struct Control {
     store: Arc<Store>,
     engine: Arc<CallEngine>,
     bus: Arc<EventBus>,
+    io: Arc<IoPorts>,
     button_recipient: String,
 }
 
 impl Control {
     /// The control API; a button press calls `button_recipient`.
-    pub fn new(store: Arc<Store>, engine: Arc<CallEngine>, bus: Arc<EventBus>, button_recipient: String) -> Self {
-        bus.publish(button_event("0"));
-        Self { store, engine, bus, button_recipient }
+    pub fn new(
+        store: Arc<Store>,
+        engine: Arc<CallEngine>,
+        bus: Arc<EventBus>,
+        io: Arc<IoPorts>,
+        button_recipient: String,
+    ) -> Self {
+        Self { store, engine, bus, io, button_recipient }
+    }
+
+    /// The device's event bus.
+    pub fn bus(&self) -> &Arc<EventBus> {
+        &self.bus
     }
 
     /// Answers `method path`; `None` for an unknown path.
@@ -54,6 +67,14 @@ impl Control {
             ["state"] => allow(Method::GET).map(|()| self.state()),
             ["events"] => allow(Method::GET).map(|()| self.events(query)),
             ["button", "press"] => allow(Method::POST).and_then(|()| self.press_button()),
+            ["io", port, action @ ("activate" | "deactivate")] => allow(Method::POST).and_then(|()| {
+                let index = port.parse::<usize>().map_err(|_| (StatusCode::NOT_FOUND, format!("no port {port}")))?;
+                let changed = self
+                    .io
+                    .set_active(index, *action == "activate", false)
+                    .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
+                Ok(json!({ "Changed": changed }))
+            }),
             ["calls", id, action @ ("answer" | "reject")] => allow(Method::POST).and_then(|()| {
                 let result = if *action == "answer" { self.engine.answer(id) } else { self.engine.reject(id) };
                 result.map(|()| json!({})).map_err(call_error)
@@ -81,15 +102,12 @@ impl Control {
     /// The call button, like the A8004/A8207 action rule: input port 0 goes active, a call to the
     /// button's recipient starts, the port goes inactive again.
     fn press_button(&self) -> ControlResult {
-        self.bus.publish(button_event("1"));
+        let press = |active| self.io.set_active(CALL_BUTTON_PORT, active, false).map_err(|e| (StatusCode::CONFLICT, e.to_string()));
+        press(true)?;
         let call = self.engine.place_call(&self.button_recipient, None);
-        self.bus.publish(button_event("0"));
+        press(false)?;
         call.map(|id| json!({ "CallId": id })).map_err(call_error)
     }
-}
-
-fn button_event(state: &str) -> Event {
-    Event::new(topics::IO_PORT, true, &[("port", CALL_BUTTON_PORT)], &[("state", state)])
 }
 
 fn call_error(e: CallError) -> (StatusCode, String) {

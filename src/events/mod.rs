@@ -25,6 +25,8 @@ pub mod topics {
     pub const CALL_DTMF: &str = "tnsaxis:Call/DTMF";
     /// A digital input or output port's state (property).
     pub const IO_PORT: &str = "tns1:Device/tnsaxis:IO/Port";
+    /// A virtual input's state (property).
+    pub const VIRTUAL_INPUT: &str = "tns1:Device/tnsaxis:IO/VirtualInput";
 }
 
 /// Events one subscriber may fall behind by before it loses the oldest.

@@ -18,6 +18,10 @@ use serde_json::Value;
 
 use crate::calls::CallEngine;
 use crate::control::Control;
+use crate::io::IoPorts;
+use crate::profile::{PortDirection, Profile};
+use crate::store::Store;
+use crate::vapix::{device_info, event_instances, io_cgi};
 use crate::vapix::call_service::{CallService, RequestContext};
 use crate::vapix::event_stream::EventStream;
 use crate::vapix::fault::Fault;
@@ -44,6 +48,14 @@ pub struct App {
     pub event_stream: EventStream,
     /// `/emulator/v1/...`.
     pub control: Control,
+    /// The emulated model.
+    pub profile: Arc<Profile>,
+    /// I/O ports and virtual inputs.
+    pub io: Arc<IoPorts>,
+    /// The store (DTMF events for the event declarations).
+    pub store: Arc<Store>,
+    /// The HTTP user names (for `pwdgrp.cgi`).
+    pub user_names: Vec<String>,
 }
 
 /// The paths the device serves.
@@ -55,6 +67,14 @@ enum Route {
     Video,
     WsSession,
     WsDataStream,
+    ApiDiscovery,
+    BasicDeviceInfo,
+    ParamCgi,
+    Pwdgrp,
+    PortManagement,
+    PortCgi,
+    VirtualInput(bool),
+    Services,
     Control,
 }
 
@@ -67,6 +87,15 @@ impl Route {
             "/axis-cgi/mjpg/video.cgi" => Route::Video,
             "/axis-cgi/wssession.cgi" => Route::WsSession,
             "/vapix/ws-data-stream" => Route::WsDataStream,
+            "/axis-cgi/apidiscovery.cgi" => Route::ApiDiscovery,
+            "/axis-cgi/basicdeviceinfo.cgi" => Route::BasicDeviceInfo,
+            "/axis-cgi/param.cgi" => Route::ParamCgi,
+            "/axis-cgi/pwdgrp.cgi" => Route::Pwdgrp,
+            "/axis-cgi/io/portmanagement.cgi" => Route::PortManagement,
+            "/axis-cgi/io/port.cgi" => Route::PortCgi,
+            "/axis-cgi/virtualinput/activate.cgi" => Route::VirtualInput(true),
+            "/axis-cgi/virtualinput/deactivate.cgi" => Route::VirtualInput(false),
+            "/vapix/services" => Route::Services,
             p if p.starts_with("/emulator/v1/") => Route::Control,
             _ => return None,
         })
@@ -74,8 +103,12 @@ impl Route {
 
     fn method_allowed(self, m: &Method) -> bool {
         match self {
-            Route::CallService | Route::Control => true, // checked by the handler
-            Route::AudioTransmit => m == Method::POST,
+            Route::CallService | Route::Control | Route::ParamCgi | Route::Pwdgrp => true, // checked by the handler
+            Route::AudioTransmit
+            | Route::ApiDiscovery
+            | Route::BasicDeviceInfo
+            | Route::PortManagement
+            | Route::Services => m == Method::POST,
             _ => m == Method::GET,
         }
     }
@@ -93,13 +126,19 @@ fn response(status: StatusCode, content_type: &'static str, body: String) -> Res
     r
 }
 
+/// A plain-text response with exactly `text` as its body.
+pub fn text_response(text: String) -> Response<Body> {
+    response(StatusCode::OK, "text/plain; charset=utf-8", text)
+}
+
 /// A plain-text response.
 pub fn plain(status: StatusCode, body: &str) -> Response<Body> {
     let text = if body.is_empty() { String::new() } else { format!("{body}\n") };
     response(status, "text/plain; charset=utf-8", text)
 }
 
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+/// A JSON response.
+pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     response(status, "application/json", Format::Json.encode(value))
 }
 
@@ -128,7 +167,9 @@ impl App {
             Route::Video => media::video(streams),
             Route::WsSession => self.event_stream.new_session(),
             Route::WsDataStream => self.event_stream.upgrade(req),
-            Route::CallService | Route::Control => self.with_body(route, req, &path, local).await,
+            Route::PortCgi => io_cgi::port_cgi(&query_pairs(req.uri().query()), &self.io, &self.bus()),
+            Route::VirtualInput(active) => io_cgi::virtual_input(&query_pairs(req.uri().query()), active, &self.io),
+            _ => self.with_body(route, req, &path, local).await,
         }
     }
 
@@ -144,14 +185,35 @@ impl App {
                 return fault_response(format, StatusCode::PAYLOAD_TOO_LARGE, &fault);
             }
         };
-        if route == Route::CallService {
-            return self.vapix_call(&method, format, query.as_deref(), &body, local);
+        // param.cgi and pwdgrp.cgi take their arguments from the query or a form body.
+        let form = || {
+            let mut pairs = query_pairs(query.as_deref());
+            pairs.extend(query_pairs(std::str::from_utf8(&body).ok()));
+            pairs
+        };
+        match route {
+            Route::CallService => self.vapix_call(&method, format, query.as_deref(), &body, local),
+            Route::ApiDiscovery => device_info::api_discovery(&body),
+            Route::BasicDeviceInfo => device_info::basic_device_info(&body, &self.profile),
+            Route::ParamCgi => device_info::param_cgi(&form(), &self.profile, &self.io),
+            Route::Pwdgrp => device_info::pwdgrp(&form(), &self.user_names),
+            Route::PortManagement => io_cgi::port_management(&body, &self.io),
+            Route::Services => {
+                let inputs: Vec<usize> =
+                    self.io.ports().iter().filter(|p| p.direction == PortDirection::Input).map(|p| p.index).collect();
+                let dtmf = self.store.read(|s| s.dtmf_events.values().cloned().collect::<Vec<_>>());
+                event_instances::services(&body, &inputs, &dtmf)
+            }
+            _ => match self.control.handle(&method, path, query.as_deref()) {
+                Some(Ok(value)) => json_response(StatusCode::OK, &value),
+                Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
+                None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
+            },
         }
-        match self.control.handle(&method, path, query.as_deref()) {
-            Some(Ok(value)) => json_response(StatusCode::OK, &value),
-            Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
-            None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
-        }
+    }
+
+    fn bus(&self) -> Arc<crate::events::EventBus> {
+        self.control.bus().clone()
     }
 
     fn unauthorized(&self, refusal: Refusal) -> Response<Body> {
@@ -194,6 +256,11 @@ impl App {
 
 fn fault_response(format: Format, status: StatusCode, fault: &Fault) -> Response<Body> {
     response(status, format.content_type(), format.encode(&fault.to_value()))
+}
+
+/// `key=value` pairs of a query string or form body.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 /// The device's address as a URI host: IPv6 in brackets.

@@ -1,0 +1,122 @@
+//! Device profiles: the identity and I/O ports of an emulated model, from `fixtures/profiles/`.
+//!
+//! The built-in profiles are compiled into the binary, so `--profile A8105-E` works from any
+//! directory; `--profile path/to/file.json` loads another one.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The built-in profiles by product number.
+const BUILT_IN: [(&str, &str); 3] = [
+    ("A8207-VE", include_str!("../fixtures/profiles/A8207-VE.json")),
+    ("A8105-E", include_str!("../fixtures/profiles/A8105-E.json")),
+    ("I8116-E", include_str!("../fixtures/profiles/I8116-E.json")),
+];
+
+/// Default profile.
+pub const DEFAULT_PROFILE: &str = "A8207-VE";
+
+/// Direction of an I/O port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortDirection {
+    /// A digital input.
+    Input,
+    /// A digital output (relay).
+    Output,
+}
+
+/// One I/O port of the model. Ports are numbered by their place in the list, from 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortSpec {
+    /// Port name as the device shows it.
+    pub name: String,
+    /// Input or output.
+    pub direction: PortDirection,
+}
+
+/// The identity of an emulated device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct Profile {
+    /// e.g. `A8207-VE`.
+    pub prod_nbr: String,
+    /// e.g. `AXIS A8207-VE Network Video Door Station`.
+    pub prod_full_name: String,
+    /// e.g. `AXIS A8207-VE`.
+    pub prod_short_name: String,
+    /// e.g. `Network Video Door Station`.
+    pub prod_type: String,
+    /// Usually empty.
+    pub prod_variant: String,
+    /// `AXIS`.
+    pub brand: String,
+    /// Vendor web site.
+    #[serde(rename = "WebURL")]
+    pub web_url: String,
+    /// Firmware version.
+    pub version: String,
+    /// Firmware build date, as `Mon DD YYYY HH:MM`.
+    pub build_date: String,
+    /// Firmware build number.
+    pub build_number: String,
+    /// Hardware id.
+    #[serde(rename = "HardwareID")]
+    pub hardware_id: String,
+    /// CPU architecture.
+    pub architecture: String,
+    /// System on chip.
+    pub soc: String,
+    /// MAC address `AA:BB:CC:DD:EE:FF`.
+    #[serde(rename = "MAC")]
+    pub mac: String,
+    /// Serial number; `null` derives it from the MAC, as Axis devices do.
+    pub serial_number: Option<String>,
+    /// The I/O ports.
+    pub ports: Vec<PortSpec>,
+}
+
+impl Profile {
+    /// Loads a built-in profile by name, or a JSON file by path.
+    pub fn load(name_or_path: &str) -> Result<Profile, String> {
+        let text = match BUILT_IN.iter().find(|(name, _)| name.eq_ignore_ascii_case(name_or_path)) {
+            Some((_, text)) => (*text).to_owned(),
+            None if Path::new(name_or_path).is_file() => std::fs::read_to_string(name_or_path)
+                .map_err(|e| format!("cannot read profile {name_or_path}: {e}"))?,
+            None => {
+                let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+                return Err(format!("no profile {name_or_path:?}: use one of {names:?} or a path to a JSON file"));
+            }
+        };
+        let mut profile: Profile =
+            serde_json::from_str(&text).map_err(|e| format!("profile {name_or_path} is not valid: {e}"))?;
+        if profile.serial_number.is_none() {
+            profile.serial_number = Some(profile.mac.replace([':', '-'], "").to_ascii_uppercase());
+        }
+        Ok(profile)
+    }
+
+    /// The serial number (set by [`Profile::load`]).
+    pub fn serial(&self) -> &str {
+        self.serial_number.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_profiles_load_with_serials_from_their_mac() {
+        for (name, _) in BUILT_IN {
+            let p = Profile::load(name).expect(name);
+            assert_eq!(p.prod_nbr, name);
+            assert_eq!(p.serial().len(), 12, "{name}");
+            assert!(p.ports.iter().any(|port| port.direction == PortDirection::Input), "{name}");
+        }
+        assert_eq!(Profile::load("a8207-ve").expect("case-insensitive").serial(), "ACCC8E7A0B01");
+        assert!(Profile::load("X1234").is_err());
+    }
+}
