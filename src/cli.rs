@@ -12,6 +12,10 @@ pub struct Cli {
     #[arg(long, env = "DOORSIM_HTTP", default_value = "0.0.0.0:8080")]
     pub http: SocketAddr,
 
+    /// RTSP event-stream listen address.
+    #[arg(long, env = "DOORSIM_RTSP", default_value = "0.0.0.0:8554")]
+    pub rtsp: SocketAddr,
+
     /// An account for HTTP auth as NAME:PASS; repeatable.
     #[arg(long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
     pub users: Vec<(String, String)>,

@@ -15,6 +15,7 @@ use crate::http::auth::Authenticator;
 use crate::http::{server, App};
 use crate::io::IoPorts;
 use crate::profile::Profile;
+use crate::rtsp::{self, RtspContext};
 use crate::store::Store;
 use crate::vapix::call_service::CallService;
 use crate::vapix::event_stream::EventStream;
@@ -24,6 +25,8 @@ use crate::vapix::event_stream::EventStream;
 pub struct DeviceConfig {
     /// HTTP listen address (port 0 picks a free one).
     pub http: SocketAddr,
+    /// RTSP (event metadata stream) listen address.
+    pub rtsp: SocketAddr,
     /// HTTP accounts (name, password).
     pub users: Vec<(String, String)>,
     /// Every device timer runs this many times faster.
@@ -39,11 +42,14 @@ pub struct DeviceConfig {
 pub struct Device {
     /// The address the HTTP API listens on.
     pub http_addr: SocketAddr,
+    /// The address the RTSP event stream listens on.
+    pub rtsp_addr: SocketAddr,
     /// The device's configuration store.
     pub store: Arc<Store>,
     /// The device's event bus.
     pub bus: Arc<EventBus>,
     http_task: JoinHandle<()>,
+    rtsp_task: JoinHandle<()>,
 }
 
 impl Device {
@@ -51,6 +57,8 @@ impl Device {
     pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> std::io::Result<Device> {
         let listener = TcpListener::bind(config.http).await?;
         let http_addr = listener.local_addr()?;
+        let rtsp_listener = TcpListener::bind(config.rtsp).await?;
+        let rtsp_addr = rtsp_listener.local_addr()?;
         let device_host =
             if http_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { http_addr.ip().to_string() };
 
@@ -62,8 +70,11 @@ impl Device {
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
         // Devices use `AXIS_<serial>` as their HTTP auth realm.
         let realm = format!("AXIS_{}", config.profile.serial());
+        let auth = Arc::new(Authenticator::new(config.users, realm));
+        let rtsp = Arc::new(RtspContext { auth: auth.clone(), bus: bus.clone() });
+        let rtsp_task = tokio::spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone()));
         let app = Arc::new(App {
-            auth: Authenticator::new(config.users, realm),
+            auth,
             call_service: CallService::new(store.clone(), engine.clone()),
             event_stream: EventStream::new(bus.clone(), shutdown.clone()),
             control: Control::new(store.clone(), engine.clone(), bus.clone(), io.clone(), config.button_recipient),
@@ -74,13 +85,15 @@ impl Device {
             user_names,
         });
         let http_task = tokio::spawn(server::run(listener, app, shutdown));
-        Ok(Device { http_addr, store, bus, http_task })
+        Ok(Device { http_addr, rtsp_addr, store, bus, http_task, rtsp_task })
     }
 
     /// Waits until every task of the device has stopped.
     pub async fn stopped(self) {
-        if let Err(e) = self.http_task.await {
-            tracing::error!(error = %e, "HTTP server task failed");
+        for (name, task) in [("HTTP", self.http_task), ("RTSP", self.rtsp_task)] {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "{name} server task failed");
+            }
         }
     }
 }

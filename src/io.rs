@@ -231,7 +231,8 @@ mod tests {
         let bad = PortChange { state: Some("ajar".into()), ..Default::default() };
         assert!(io.change(&[(1, rename.clone()), (1, bad)]).is_err());
         assert_eq!(io.port(1).map(|p| p.name), Some("Door lock".into()));
-        io.change(&[(1, rename), (1, PortChange { state: Some("closed".into()), ..Default::default() })]).expect("valid");
+        io.change(&[(1, rename), (1, PortChange { state: Some("closed".into()), ..Default::default() })])
+            .expect("valid");
         assert_eq!(io.port(1).map(|p| (p.name, p.active)), Some(("Lock".into(), true)));
     }
 

@@ -18,5 +18,7 @@ pub mod io;
 pub mod media;
 pub mod model;
 pub mod profile;
+pub mod rtp;
+pub mod rtsp;
 pub mod store;
 pub mod vapix;

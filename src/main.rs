@@ -30,6 +30,7 @@ async fn main() -> std::process::ExitCode {
     let shutdown = CancellationToken::new();
     let config = DeviceConfig {
         http: cli.http,
+        rtsp: cli.rtsp,
         users: cli.users.clone(),
         time_scale: cli.time_scale,
         button_recipient: cli.call_button_recipient.clone(),
@@ -54,21 +55,26 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn print_banner(cli: &Cli, device: &Device) {
-    let mut addr = device.http_addr;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    }
+    let reachable = |mut addr: std::net::SocketAddr| {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        addr
+    };
+    let (addr, rtsp) = (reachable(device.http_addr), reachable(device.rtsp_addr));
     let (user, pass) = &cli.users[0];
     let curl = format!("curl --anyauth -u '{user}:{pass}'");
     let banner = format!(
         "doorsim {version} — an emulated Axis network door station\n\
          \x20 Call service API  http://{addr}/vapix/call   (listening on {listen})\n\
+         \x20 Event stream      rtsp://{rtsp}/axis-media/media.amp?video=0&audio=0&event=on   (listening on {rtsp_listen})\n\
          \x20 Credentials       {user}:{pass}   (HTTP Digest MD5/SHA-256 or Basic)\n\
          \x20 Try               {curl} http://{addr}/vapix/call -d '{{\"axcall:GetSIPConfiguration\":{{}}}}'\n\
          \x20 Simple format     {curl} 'http://{addr}/vapix/call?format=simple&action=axcall:GetSIPConfiguration'\n\
          \x20 Stop with Ctrl-C\n",
         version = env!("CARGO_PKG_VERSION"),
         listen = device.http_addr,
+        rtsp_listen = device.rtsp_addr,
     );
     // A closed stdout (a pipe whose reader went away) must not stop the device.
     let mut out = std::io::stdout().lock();

@@ -83,8 +83,9 @@ impl Profile {
     pub fn load(name_or_path: &str) -> Result<Profile, String> {
         let text = match BUILT_IN.iter().find(|(name, _)| name.eq_ignore_ascii_case(name_or_path)) {
             Some((_, text)) => (*text).to_owned(),
-            None if Path::new(name_or_path).is_file() => std::fs::read_to_string(name_or_path)
-                .map_err(|e| format!("cannot read profile {name_or_path}: {e}"))?,
+            None if Path::new(name_or_path).is_file() => {
+                std::fs::read_to_string(name_or_path).map_err(|e| format!("cannot read profile {name_or_path}: {e}"))?
+            }
             None => {
                 let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
                 return Err(format!("no profile {name_or_path:?}: use one of {names:?} or a path to a JSON file"));

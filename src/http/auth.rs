@@ -44,10 +44,20 @@ impl Authenticator {
         Self { users, realm, secret }
     }
 
-    /// Checks the `Authorization` header of a request to `uri` (path and query as sent).
+    /// Checks the `Authorization` header of an HTTP request to `uri` (path and query as sent).
     /// Returns the user name.
     pub fn check(&self, method: &str, uri: &str, header: Option<&HeaderValue>) -> Result<String, Refusal> {
-        let header = header.and_then(|h| h.to_str().ok()).ok_or(Refusal::Unauthorized)?;
+        self.check_text(method, Some(uri), header.and_then(|h| h.to_str().ok()))
+    }
+
+    /// Checks the `Authorization` header of an RTSP request. The digest is verified against the
+    /// URI the client signed, which RTSP clients set to the session URL even for SETUP.
+    pub fn check_rtsp(&self, method: &str, header: Option<&str>) -> Result<String, Refusal> {
+        self.check_text(method, None, header)
+    }
+
+    fn check_text(&self, method: &str, uri: Option<&str>, header: Option<&str>) -> Result<String, Refusal> {
+        let header = header.ok_or(Refusal::Unauthorized)?;
         let (scheme, rest) = header.split_once(' ').ok_or(Refusal::Unauthorized)?;
         if scheme.eq_ignore_ascii_case("basic") {
             self.check_basic(rest.trim())
@@ -72,12 +82,13 @@ impl Authenticator {
         }
     }
 
-    fn check_digest(&self, method: &str, uri: &str, params: &str) -> Result<String, Refusal> {
+    fn check_digest(&self, method: &str, uri: Option<&str>, params: &str) -> Result<String, Refusal> {
         let sent = AuthorizationHeader::parse(params).map_err(|_| Refusal::Unauthorized)?;
         let password = self.password_of(&sent.username).ok_or(Refusal::Unauthorized)?;
-        if sent.realm != self.realm || sent.uri != uri || sent.userhash {
+        if sent.realm != self.realm || uri.is_some_and(|u| sent.uri != u) || sent.userhash {
             return Err(Refusal::Unauthorized);
         }
+        let uri = sent.uri.as_str();
         let fresh = self.nonce_is_fresh(&sent.nonce).ok_or(Refusal::Unauthorized)?;
         let mut expected = sent.clone();
         let context = AuthContext::new_with_method(
@@ -111,6 +122,12 @@ impl Authenticator {
             .chain(std::iter::once(format!("Basic realm=\"{realm}\"")))
             .filter_map(|v| HeaderValue::from_str(&v).ok())
             .collect()
+    }
+
+    /// The RTSP challenge: Digest without qop, as Axis RTSP servers send it (clients such as the
+    /// Home Assistant library parse `realm`, `nonce` and `stale` from exactly this form).
+    pub fn rtsp_challenge(&self) -> String {
+        format!("Digest realm=\"{}\", nonce=\"{}\", stale=FALSE", self.realm, self.new_nonce())
     }
 
     fn new_nonce(&self) -> String {

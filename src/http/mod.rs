@@ -21,12 +21,12 @@ use crate::control::Control;
 use crate::io::IoPorts;
 use crate::profile::{PortDirection, Profile};
 use crate::store::Store;
-use crate::vapix::{device_info, event_instances, io_cgi};
 use crate::vapix::call_service::{CallService, RequestContext};
 use crate::vapix::event_stream::EventStream;
 use crate::vapix::fault::Fault;
 use crate::vapix::format::Format;
 use crate::vapix::media;
+use crate::vapix::{device_info, event_instances, io_cgi};
 use auth::{Authenticator, Refusal};
 
 /// Largest request body accepted (except the streamed audio upload).
@@ -39,7 +39,7 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 #[derive(Debug)]
 pub struct App {
     /// Checks credentials.
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
     /// `/vapix/call`.
     pub call_service: CallService,
     /// The calls, for the media endpoints' stream counts.

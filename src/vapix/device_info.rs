@@ -67,9 +67,10 @@ pub fn basic_device_info(body: &[u8], profile: &Profile) -> Response<Body> {
         match method {
             "getAllProperties" => Ok(json!({ "propertyList": all })),
             "getProperties" => {
-                let wanted = params.get("propertyList").and_then(Value::as_array).ok_or_else(|| {
-                    ApiError::new(INVALID_PARAMETER, "getProperties needs params.propertyList")
-                })?;
+                let wanted = params
+                    .get("propertyList")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| ApiError::new(INVALID_PARAMETER, "getProperties needs params.propertyList"))?;
                 let mut out = Map::new();
                 for name in wanted {
                     let name = name.as_str().unwrap_or_default();
@@ -178,7 +179,8 @@ pub fn param_cgi(pairs: &[(String, String)], profile: &Profile, io: &IoPorts) ->
     let mut text = String::new();
     for group in &groups {
         let prefix = format!("{group}.");
-        let lines: Vec<&(String, String)> = all.iter().filter(|(k, _)| group == "root" || k.starts_with(&prefix) || k == group).collect();
+        let lines: Vec<&(String, String)> =
+            all.iter().filter(|(k, _)| group == "root" || k.starts_with(&prefix) || k == group).collect();
         if lines.is_empty() {
             text.push_str(&format!("# Error: Error -1 getting param in group '{group}'\n"));
         }
@@ -197,7 +199,7 @@ pub fn pwdgrp(pairs: &[(String, String)], users: &[String]) -> Response<Body> {
     let list = users.join(",");
     let text = format!(
         "admin=\"{list}\"\nanonymous=\"\"\napi-discovery=\"\"\naudio=\"streamer\"\nbasic-device-info=\"\"\n\
-         operator=\"{list}\"\nroot=\"root\"\nusers=\"{list}\"\nviewer=\"{list}\"\ndigusers=\"{list}\"\n"
+         operator=\"{list}\"\nptz=\"{list}\"\nroot=\"root\"\nusers=\"{list}\"\nviewer=\"{list}\"\ndigusers=\"{list}\"\n"
     );
     text_response(text)
 }

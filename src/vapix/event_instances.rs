@@ -39,10 +39,11 @@ pub fn services(body: &[u8], input_ports: &[usize], dtmf_events: &[DtmfEvent]) -
         .iter()
         .map(|e| format!("<aev:Value aev:NiceName=\"{}\">{}</aev:Value>", xml_escape(&e.name), xml_escape(&e.id)))
         .collect();
-    let reasons: String = ["Initiated", "NoAnswer", "Busy", "Denied", "Failed", "AcceptedByRemote", "AcceptedByDevice", "Terminated"]
-        .iter()
-        .map(|r| format!("<aev:Value>{r}</aev:Value>"))
-        .collect();
+    let reasons: String =
+        ["Initiated", "NoAnswer", "Busy", "Denied", "Failed", "AcceptedByRemote", "AcceptedByDevice", "Terminated"]
+            .iter()
+            .map(|r| format!("<aev:Value>{r}</aev:Value>"))
+            .collect();
     let xml = format!(
         "{ENVELOPE_OPEN}<aev:GetEventInstancesResponse><wstop:TopicSet>\
 <tns1:Device><tnsaxis:IO>\

@@ -42,7 +42,8 @@ pub fn port_management(body: &[u8], io: &IoPorts) -> Response<Body> {
 
 fn set_ports(params: &Map<String, Value>, io: &IoPorts) -> Result<(), ApiError> {
     let invalid = |m: String| ApiError::new(INVALID_PARAMETER, m);
-    let ports = params.get("ports").and_then(Value::as_array).ok_or_else(|| invalid("setPorts needs params.ports".into()))?;
+    let ports =
+        params.get("ports").and_then(Value::as_array).ok_or_else(|| invalid("setPorts needs params.ports".into()))?;
     let mut changes = Vec::new();
     for p in ports {
         let index = p
@@ -53,7 +54,12 @@ fn set_ports(params: &Map<String, Value>, io: &IoPorts) -> Result<(), ApiError> 
         let text = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
         changes.push((
             index,
-            PortChange { name: text("name"), usage: text("usage"), normal_state: text("normalState"), state: text("state") },
+            PortChange {
+                name: text("name"),
+                usage: text("usage"),
+                normal_state: text("normalState"),
+                state: text("state"),
+            },
         ));
     }
     io.change(&changes).map_err(|e| invalid(e.to_string()))
@@ -74,7 +80,9 @@ pub fn port_cgi(pairs: &[(String, String)], io: &Arc<IoPorts>, bus: &Arc<EventBu
         let mut out = String::new();
         for number in list.split(',') {
             match index_of(number).and_then(|i| io.port(i).ok_or_else(|| IoError::NoSuchPort(number.to_owned()))) {
-                Ok(p) => out.push_str(&format!("port{}={}\n", p.index + 1, if p.active { "active" } else { "inactive" })),
+                Ok(p) => {
+                    out.push_str(&format!("port{}={}\n", p.index + 1, if p.active { "active" } else { "inactive" }))
+                }
                 Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("Error: {e}")),
             }
         }
@@ -87,7 +95,9 @@ pub fn port_cgi(pairs: &[(String, String)], io: &Arc<IoPorts>, bus: &Arc<EventBu
         };
     }
     if let Some(number) = get("monitor") {
-        return match index_of(number).and_then(|i| io.port(i).map(|_| i).ok_or_else(|| IoError::NoSuchPort(number.to_owned()))) {
+        return match index_of(number)
+            .and_then(|i| io.port(i).map(|_| i).ok_or_else(|| IoError::NoSuchPort(number.to_owned())))
+        {
             Ok(index) => monitor(index, bus),
             Err(e) => plain(StatusCode::BAD_REQUEST, &format!("Error: {e}")),
         };
@@ -98,7 +108,8 @@ pub fn port_cgi(pairs: &[(String, String)], io: &Arc<IoPorts>, bus: &Arc<EventBu
 /// Runs `N:<sequence>`: `/` activates output N, `\` deactivates it, a number waits that many
 /// milliseconds (at most 60 000 in all). Waits run in the background, as on the device.
 fn run_action(action: &str, io: &Arc<IoPorts>) -> Result<(), IoError> {
-    let (number, sequence) = action.split_once(':').ok_or_else(|| IoError::Invalid(format!("{action:?} is not N:/ or N:\\")))?;
+    let (number, sequence) =
+        action.split_once(':').ok_or_else(|| IoError::Invalid(format!("{action:?} is not N:/ or N:\\")))?;
     let index = index_of(number)?;
     let mut steps = Vec::new();
     let mut digits = String::new();
@@ -150,7 +161,8 @@ fn monitor(index: usize, bus: &Arc<EventBus>) -> Response<Body> {
     let subscription = bus.subscribe();
     let port = index.to_string();
     let is_port = move |e: &crate::events::Event| e.topic == topics::IO_PORT && e.source.get("port") == Some(&port);
-    let first: Vec<Bytes> = subscription.current.iter().filter(|e| is_port(e)).map(|e| part(index, &e.data["state"])).collect();
+    let first: Vec<Bytes> =
+        subscription.current.iter().filter(|e| is_port(e)).map(|e| part(index, &e.data["state"])).collect();
     let initial = stream::iter(first.into_iter().map(|b| Ok(Frame::data(b))));
     let live = stream::unfold((subscription.live, is_port), move |(mut rx, is_port)| async move {
         loop {

@@ -17,6 +17,8 @@ pub(crate) struct Doorsim {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub(crate) base: String,
+    /// `127.0.0.1:PORT` of the RTSP server.
+    pub(crate) rtsp: String,
     client: reqwest::Client,
     prompt: Mutex<Option<WwwAuthenticateHeader>>,
 }
@@ -60,29 +62,43 @@ impl Answer {
 }
 
 impl Doorsim {
-    /// Starts `doorsim --http 127.0.0.1:0` with extra `args` and waits for its banner.
+    /// Starts `doorsim --http 127.0.0.1:0 --rtsp 127.0.0.1:0` with extra `args` and waits for
+    /// its banner.
     pub(crate) fn start(args: &[&str]) -> Doorsim {
+        Self::start_at("127.0.0.1:0", "127.0.0.1:0", args)
+    }
+
+    /// Starts doorsim with its HTTP API on `http` and its RTSP server on `rtsp`.
+    pub(crate) fn start_at(http: &str, rtsp: &str, args: &[&str]) -> Doorsim {
         let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
-            .args(["--http", "127.0.0.1:0", "--log", "warn"])
+            .args(["--http", http, "--rtsp", rtsp, "--log", "warn"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn doorsim");
         let stdout = child.stdout.take().expect("stdout");
-        let mut base = None;
         let mut lines = BufReader::new(stdout).lines();
+        let mut listening = Vec::new();
         for line in lines.by_ref() {
             let line = line.expect("banner line");
             if let Some(rest) = line.split("listening on ").nth(1) {
-                base = Some(format!("http://{}", rest.trim_end_matches(')')));
-                break;
+                listening.push(rest.trim_end_matches(')').to_owned());
+                if listening.len() == 2 {
+                    break;
+                }
             }
         }
-        let base = base.expect("doorsim printed no listening address");
+        assert_eq!(listening.len(), 2, "doorsim printed no listening addresses");
         // Keep reading the rest of stdout so the device never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Doorsim { child, base, client: reqwest::Client::new(), prompt: Mutex::new(None) }
+        Doorsim {
+            child,
+            base: format!("http://{}", listening[0]),
+            rtsp: listening[1].clone(),
+            client: reqwest::Client::new(),
+            prompt: Mutex::new(None),
+        }
     }
 
     /// Sends a request with Digest auth (root:pass), answering a challenge when needed.

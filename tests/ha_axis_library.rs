@@ -1,0 +1,73 @@
+//! The Home Assistant `axis` library (from PyPI, version pinned below) against a running doorsim:
+//! device setup, ports, and an input-port change arriving through the library's own event
+//! stream (version 60 offers RTSP only, on port 554 of the device's address).
+//!
+//! Needs `python3` with `venv` and PyPI; the venv is made once under `target/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::Doorsim;
+use serde_json::Value;
+
+const AXIS_VERSION: &str = "axis==60";
+
+/// The venv's python, created with the pinned library when missing.
+fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ha-axis-venv");
+    let python = venv.join("bin/python");
+    let ready = venv.join(format!("{AXIS_VERSION}.installed"));
+    if !ready.exists() {
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+        assert!(made.success(), "python3 -m venv failed (install python3-venv)");
+        let pip = Command::new(&python).args(["-m", "pip", "install", "-q", AXIS_VERSION]).status().expect("pip");
+        assert!(pip.success(), "pip install {AXIS_VERSION} failed");
+        std::fs::write(&ready, "").expect("marker");
+    }
+    python
+}
+
+#[tokio::test]
+async fn home_assistant_axis_library_sets_up_the_device_and_gets_port_events_over_rtsp() {
+    let python = tokio::task::spawn_blocking(python).await.expect("venv");
+    // The library's RTSP port is fixed at 554: give this device an address of its own.
+    let host = format!("127.77.{}.{}", std::process::id() % 250 + 1, rand_byte());
+    let d = Doorsim::start_at(&format!("{host}:0"), &format!("{host}:554"), &["--profile", "A8105-E"]);
+    let port = d.base.rsplit(':').next().expect("port").to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/ha_axis.py");
+    let (python, host2, base) = (python.clone(), host.clone(), d.base.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python).args([script, &host2, &port, &base]).output().expect("run the axis library")
+    })
+    .await
+    .expect("script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("JSON from the script");
+    assert_eq!(seen["product_number"], "A8105-E");
+    assert_eq!(seen["product_type"], "Network Video Door Station");
+    assert_eq!(seen["serial_number"], "ACCC8E51C23D");
+    assert_eq!(seen["firmware_version"], "9.80.55");
+    let ports = seen["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 2);
+    assert_eq!((ports[0]["name"].as_str(), ports[0]["direction"].as_str()), (Some("Call button"), Some("input")));
+    assert_eq!((ports[1]["name"].as_str(), ports[1]["direction"].as_str()), (Some("Door lock"), Some("output")));
+    assert_eq!(seen["press_status"], 200);
+    let port0: Vec<(String, String)> = seen["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["topic"] == "tns1:Device/tnsaxis:IO/Port" && e["id"] == "0")
+        .map(|e| {
+            (e["operation"].as_str().unwrap_or_default().to_owned(), e["state"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    assert_eq!(port0.first().map(|(op, state)| (op.as_str(), state.as_str())), Some(("Initialized", "0")), "{port0:?}");
+    assert!(port0.contains(&("Changed".to_owned(), "1".to_owned())), "{port0:?}");
+}
+
+fn rand_byte() -> u8 {
+    (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(7, |d| d.subsec_nanos()) % 250 + 1) as u8
+}
