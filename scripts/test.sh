@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test of doorsim on a fresh Debian machine with Rust: installs what the tests need
-# (as root, via apt-get, only when missing), checks formatting and lints, then runs the unit,
-# black-box and corpus tests. The corpus tests need ../shared/corpus beside the checkout and
+# (as root, via apt-get and pip, only when missing: curl, python3 with venv and requests, ffmpeg
+# for ffprobe), checks formatting and lints, then runs the unit, black-box, interop (Home
+# Assistant axis library from PyPI, ffprobe) and corpus tests. The corpus tests need ../shared/corpus beside the checkout and
 # say so when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v curl >/dev/null || missing+=(curl)
-command -v python3 >/dev/null || missing+=(python3)
+command -v python3 >/dev/null || missing+=(python3 python3-venv)
+command -v ffprobe >/dev/null || missing+=(ffmpeg)
 if ((${#missing[@]})); then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+# A venv for the Home Assistant axis library test (made by the test under target/).
+if ! python3 -m venv --help >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
 fi
 # Python's requests (an HTTP Digest client the tests use) for whichever python3 is first on PATH.
 if ! python3 -c 'import requests' 2>/dev/null; then

@@ -186,6 +186,7 @@ impl Connection {
         };
         let session_header = |s: &Session| format!("{};timeout={SESSION_TIMEOUT}", s.id);
         match r.method.as_str() {
+            "DESCRIBE" if !events_on(&query) => (response(404, "Not Found", cseq, &[], ""), After::Nothing),
             "DESCRIBE" => {
                 let control = format!("{base}/trackID=1?{query}");
                 let host = base
@@ -305,16 +306,21 @@ impl Connection {
     }
 }
 
-/// Splits `rtsp://host[:port]/axis-media/media.amp[/trackID=1]?query` into the stream's base URL
-/// and its query; `None` for other paths or a stream without `event=on`.
+/// Splits `rtsp://host[:port]/axis-media/media.amp[/][trackID=1][?query]` into the stream's base
+/// URL and its query; `None` for other paths.
 fn stream_url(uri: &str) -> Option<(String, String)> {
     let rest = uri.strip_prefix("rtsp://")?;
     let (path_and_host, query) = rest.split_once('?').unwrap_or((rest, ""));
     let slash = path_and_host.find('/')?;
     let (host, path) = path_and_host.split_at(slash);
-    let path = path.strip_suffix("/trackID=1").unwrap_or(path);
-    let events_on = form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "event" && v == "on");
-    (path == STREAM_PATH && events_on).then(|| (format!("rtsp://{host}{STREAM_PATH}"), query.to_owned()))
+    let path = path.strip_suffix("trackID=1").unwrap_or(path);
+    let path = path.strip_suffix('/').unwrap_or(path);
+    (path == STREAM_PATH).then(|| (format!("rtsp://{host}{STREAM_PATH}"), query.to_owned()))
+}
+
+/// Whether a stream query asks for events: this device serves only the event stream.
+fn events_on(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "event" && v == "on")
 }
 
 #[cfg(test)]
@@ -328,7 +334,8 @@ mod tests {
         assert_eq!(base, "rtsp://10.0.0.5/axis-media/media.amp");
         assert_eq!(query, "video=0&audio=0&event=on");
         assert!(stream_url("rtsp://h:8554/axis-media/media.amp/trackID=1?event=on").is_some());
-        assert!(stream_url("rtsp://h/axis-media/media.amp?video=1").is_none());
+        assert!(stream_url("rtsp://h:8554/axis-media/media.amp/").is_some());
+        assert!(events_on("video=0&event=on") && !events_on("video=1"));
         assert!(stream_url("rtsp://h/other?event=on").is_none());
         assert!(stream_url("http://h/axis-media/media.amp?event=on").is_none());
     }
