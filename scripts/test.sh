@@ -2,8 +2,8 @@
 # Runs every test of doorsim on a fresh Debian machine with Rust: installs what the tests need
 # (as root, via apt-get and pip, only when missing: curl, python3 with venv and requests, ffmpeg
 # for ffprobe), checks formatting and lints, then runs the unit, black-box, interop (Home
-# Assistant axis library from PyPI, ffprobe) and corpus tests. The corpus tests need ../shared/corpus beside the checkout and
-# say so when it is absent.
+# Assistant axis library from PyPI, ffprobe) and corpus tests. The corpus tests need
+# ../shared/corpus beside the checkout and say so when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 # A venv for the Home Assistant axis library test (made by the test under target/).
-if ! python3 -m venv --help >/dev/null 2>&1; then
+if ! python3 -c 'import ensurepip' 2>/dev/null; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
 fi
