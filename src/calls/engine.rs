@@ -62,6 +62,27 @@ pub enum CallError {
     Failed(String),
 }
 
+/// Everything a new call starts with.
+#[derive(Debug, Clone, Copy)]
+struct NewCall<'a> {
+    direction: Direction,
+    call_type: CallType,
+    remote: &'a str,
+    state: CallState,
+    reason: Reason,
+    /// How long it may stay Calling before NoAnswer.
+    answer_timeout: Option<Duration>,
+    /// The stream kind a VMS call belongs to.
+    vms_kind: Option<StreamKind>,
+}
+
+impl<'a> NewCall<'a> {
+    /// A call from or to `remote`, starting in `state` for `reason`.
+    fn new(direction: Direction, call_type: CallType, remote: &'a str, state: CallState, reason: Reason) -> Self {
+        Self { direction, call_type, remote, state, reason, answer_timeout: None, vms_kind: None }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     status: CallStatus,
@@ -136,15 +157,8 @@ impl CallEngine {
                 return Err(CallError::Failed("VMS calls are disabled (VMSCallConfiguration.Enabled)".into()));
             }
             let timeout = Duration::from_secs(vms.timeout.into());
-            return self.create(
-                Direction::Outgoing,
-                CallType::Vms,
-                to,
-                CallState::Calling,
-                Reason::Initiated,
-                Some(timeout),
-                None,
-            );
+            let call = NewCall::new(Direction::Outgoing, CallType::Vms, to, CallState::Calling, Reason::Initiated);
+            return self.create(NewCall { answer_timeout: Some(timeout), ..call });
         }
         validate_sip_uri(to, "To").map_err(|e| CallError::Invalid(e.to_string()))?;
         if !sip.sip_enabled {
@@ -153,18 +167,9 @@ impl CallEngine {
         Err(CallError::Failed("this emulator does not place SIP calls yet".into()))
     }
 
-    /// Creates a call in `state` and starts its task.
-    #[allow(clippy::too_many_arguments)] // one private constructor with every call attribute
-    fn create(
-        self: &Arc<Self>,
-        direction: Direction,
-        call_type: CallType,
-        remote: &str,
-        state: CallState,
-        reason: Reason,
-        answer_timeout: Option<Duration>,
-        vms_kind: Option<StreamKind>,
-    ) -> Result<String, CallError> {
+    /// Creates a call and starts its task.
+    fn create(self: &Arc<Self>, call: NewCall<'_>) -> Result<String, CallError> {
+        let NewCall { direction, call_type, remote, state, reason, answer_timeout, vms_kind } = call;
         let device_uri = self.store.read(|s| {
             s.default_account().map(|a| a.sip_uri(&self.config.device_host, &s.sip_configuration)).unwrap_or_default()
         });
@@ -355,15 +360,16 @@ impl CallEngine {
                 self.transition(&id, CallState::Active, Reason::AcceptedByRemote);
                 Ok(id)
             }
-            None => self.create(
-                Direction::Incoming,
-                CallType::Vms,
-                VMS_CALL,
-                CallState::Active,
-                Reason::AcceptedByDevice,
-                None,
-                Some(kind),
-            ),
+            None => {
+                let call = NewCall::new(
+                    Direction::Incoming,
+                    CallType::Vms,
+                    VMS_CALL,
+                    CallState::Active,
+                    Reason::AcceptedByDevice,
+                );
+                self.create(NewCall { vms_kind: Some(kind), ..call })
+            }
         };
         if let Err(e) = result {
             tracing::warn!(?kind, error = %e, "stream did not become a VMS call");
@@ -474,13 +480,13 @@ mod tests {
         // Incoming ringing calls come from SIP; the engine's part is tested here directly.
         let (engine, bus) = engine();
         let id = engine
-            .create(Direction::Incoming, CallType::Sip, "sip:a@b", CallState::Calling, Reason::Initiated, None, None)
+            .create(NewCall::new(Direction::Incoming, CallType::Sip, "sip:a@b", CallState::Calling, Reason::Initiated))
             .expect("created");
         engine.answer(&id).expect("answer");
         assert_eq!(engine.status(&id).map(|s| s.call_state), Some(CallState::Active));
         assert!(engine.answer(&id).is_err(), "an active call is not ringing");
         let other = engine
-            .create(Direction::Incoming, CallType::Sip, "sip:a@b", CallState::Calling, Reason::Initiated, None, None)
+            .create(NewCall::new(Direction::Incoming, CallType::Sip, "sip:a@b", CallState::Calling, Reason::Initiated))
             .expect("created");
         engine.reject(&other).expect("reject");
         assert_eq!(engine.status(&other).map(|s| s.call_state_reason), Some(Reason::Denied));
@@ -526,29 +532,25 @@ mod tests {
             })
             .expect("attribute");
         let sip = engine
-            .create(
+            .create(NewCall::new(
                 Direction::Incoming,
                 CallType::Sip,
                 "sip:a@b",
                 CallState::Active,
                 Reason::AcceptedByDevice,
-                None,
-                None,
-            )
+            ))
             .expect("created");
         for _ in 0..15 {
             engine.place_call(VMS_CALL, None).expect("within the limit");
         }
         let busy = engine
-            .create(
+            .create(NewCall::new(
                 Direction::Incoming,
                 CallType::Vms,
                 VMS_CALL,
                 CallState::Active,
                 Reason::AcceptedByDevice,
-                None,
-                None,
-            )
+            ))
             .expect("recorded");
         let s = engine.status(&busy).expect("busy call");
         assert_eq!((s.call_state, s.call_state_reason), (CallState::Terminated, Reason::Busy));
