@@ -20,5 +20,6 @@ pub mod model;
 pub mod profile;
 pub mod rtp;
 pub mod rtsp;
+pub mod sip;
 pub mod store;
 pub mod vapix;

@@ -1,0 +1,4 @@
+//! SIP: message parsing and framing (sans I/O). The transports, transactions, registration and
+//! calls of the user agent build on this.
+
+pub mod message;
