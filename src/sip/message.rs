@@ -77,18 +77,47 @@ const COMPACT: [(&str, &str); 13] = [
 /// Headers that must appear at most once (RFC 3261 section 7.3.1).
 const SINGLE: [&str; 5] = ["Call-ID", "CSeq", "From", "To", "Content-Length"];
 
+/// Header names in their usual spelling, so lookups and copies need no case folding.
+const KNOWN: [&str; 30] = [
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Content-Length",
+    "Content-Type",
+    "Max-Forwards",
+    "Record-Route",
+    "Route",
+    "Expires",
+    "Allow",
+    "Supported",
+    "Require",
+    "User-Agent",
+    "Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Accept",
+    "Subject",
+    "Event",
+    "Refer-To",
+    "Allow-Events",
+    "Content-Encoding",
+    "Server",
+    "Min-Expires",
+    "Unsupported",
+    "Reason",
+];
+
 fn canonical(name: &str) -> String {
     COMPACT
         .iter()
         .find(|(short, _)| short.eq_ignore_ascii_case(name))
-        .map(|(_, long)| (*long).to_owned())
-        .or_else(|| {
-            ["Call-ID", "CSeq", "Max-Forwards", "WWW-Authenticate", "Record-Route", "Proxy-Authenticate", "Proxy-Authorization", "Authorization"]
-                .iter()
-                .find(|l| l.eq_ignore_ascii_case(name))
-                .map(|l| (*l).to_owned())
-        })
-        .unwrap_or_else(|| name.to_owned())
+        .map(|(_, long)| *long)
+        .or_else(|| KNOWN.iter().find(|l| l.eq_ignore_ascii_case(name)).copied())
+        .map_or_else(|| name.to_owned(), str::to_owned)
 }
 
 fn bad(why: impl Into<String>) -> SipError {
@@ -141,7 +170,8 @@ impl SipMessage {
         if data.len() > MAX_MESSAGE {
             return Err(bad("message too long"));
         }
-        let head_end = data.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no empty line after the headers"))?;
+        let head_end =
+            data.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no empty line after the headers"))?;
         let head = std::str::from_utf8(&data[..head_end]).map_err(|_| bad("headers are not UTF-8"))?;
         let mut lines = head.split("\r\n");
         let start = parse_start(lines.next().unwrap_or_default())?;
@@ -154,7 +184,8 @@ impl SipMessage {
                 last.1.push_str(line.trim());
                 continue;
             }
-            let (name, value) = line.split_once(':').ok_or_else(|| bad(format!("header line without a colon: {line:?}")))?;
+            let (name, value) =
+                line.split_once(':').ok_or_else(|| bad(format!("header line without a colon: {line:?}")))?;
             let name = name.trim_end();
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(bad(format!("bad header name {name:?}")));
@@ -166,7 +197,12 @@ impl SipMessage {
         }
         let mut message = SipMessage { start, headers, body: Bytes::new() };
         for single in SINGLE {
-            let count: usize = message.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(single)).map(|(_, v)| split_values(v).len()).sum();
+            let count: usize = message
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(single))
+                .map(|(_, v)| split_values(v).len())
+                .sum();
             if count > 1 {
                 return Err(bad(format!("{single} appears more than once")));
             }
@@ -202,6 +238,12 @@ impl SipMessage {
         }
         if let Some(e) = self.header("Expires") {
             e.parse::<u32>().map_err(|_| bad(format!("bad Expires {e:?}")))?;
+        }
+        for name in ["From", "To"] {
+            validate_name_addr(self.header(name).unwrap_or_default()).map_err(|why| bad(format!("{name}: {why}")))?;
+        }
+        for contact in self.header_values("Contact").into_iter().filter(|c| *c != "*") {
+            validate_name_addr(contact).map_err(|why| bad(format!("Contact: {why}")))?;
         }
         Ok(())
     }
@@ -284,6 +326,63 @@ impl SipMessage {
     }
 }
 
+/// Checks a name-addr or addr-spec (RFC 3261 section 20.10): a quoted or token display name,
+/// a URI without whitespace (in angle brackets when it has a display name or parameters of its
+/// own), then `;param`s.
+pub fn validate_name_addr(value: &str) -> Result<(), String> {
+    let value = value.trim();
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut open = None;
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => {
+                open = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted string".into());
+    }
+    let (uri, rest) = match open {
+        Some(open) => {
+            let display = value[..open].trim();
+            let token_chars = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || " -.!%*_+`'~".contains(c));
+            if !(display.is_empty()
+                || (display.starts_with('"') && display.ends_with('"') && display.len() >= 2)
+                || token_chars(display))
+            {
+                return Err(format!("bad display name {display:?}"));
+            }
+            let close = value[open..].find('>').ok_or("no closing >")? + open;
+            // wsinv (valid in RFC 4475) has a space before the ">", badaspec (invalid) one after "<".
+            (value[open + 1..close].trim_end(), value[close + 1..].trim())
+        }
+        None => {
+            if value.contains('"') {
+                return Err("a quoted display name needs <URI>".into());
+            }
+            let (uri, params) = value.split_once(';').unwrap_or((value, ""));
+            (uri.trim_end(), params)
+        }
+    };
+    if uri.is_empty() || !uri.contains(':') || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("bad URI {uri:?}"));
+    }
+    if open.is_none() && uri.contains('?') {
+        return Err("a URI with headers needs <>".into());
+    }
+    if open.is_some() && !(rest.is_empty() || rest.starts_with(';')) {
+        return Err(format!("unexpected {rest:?} after the URI"));
+    }
+    Ok(())
+}
+
 /// Whether a From/To value carries a tag parameter (outside the URI's angle brackets).
 pub fn has_tag(value: &str) -> bool {
     tag_of(value).is_some()
@@ -333,7 +432,11 @@ fn parse_start(line: &str) -> Result<StartLine, SipError> {
         if version != "2.0" {
             return Err(SipError::VersionNotSupported(format!("SIP/{version}")));
         }
-        let code: u16 = parts.next().and_then(|c| c.parse().ok()).filter(|c| (100..=699).contains(c)).ok_or_else(|| bad("bad status code"))?;
+        let code: u16 = parts
+            .next()
+            .and_then(|c| c.parse().ok())
+            .filter(|c| (100..=699).contains(c))
+            .ok_or_else(|| bad("bad status code"))?;
         return Ok(StartLine::Response { code, reason: parts.next().unwrap_or_default().to_owned() });
     }
     let parts: Vec<&str> = line.split(' ').collect();
@@ -370,12 +473,31 @@ mod tests {
         assert_eq!(m.header("Call-ID"), Some("abc@h"));
         assert_eq!(m.header("via"), Some("SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1"));
         assert_eq!(m.header("Subject"), Some("folded line"));
+        assert_eq!(SipMessage::parse(&OPTIONS.to_ascii_uppercase()).map(|m| m.headers[0].0.clone()), Ok("Via".into()));
         assert_eq!(m.cseq(), Some((1, "OPTIONS".into())));
         let r = m.response(200, "OK", Some("xyz"));
         let text = String::from_utf8(r.to_bytes()).expect("utf8");
         assert!(text.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"), "{text}");
         assert!(text.contains("To: <sip:door@127.0.0.1>;tag=xyz\r\n") && text.ends_with("Content-Length: 0\r\n\r\n"));
         assert_eq!(SipMessage::parse(&r.to_bytes()).expect("reparse").code(), Some(200));
+    }
+
+    #[test]
+    fn name_addrs() {
+        for ok in [
+            "<sip:a@b>;tag=1",
+            "\"J. \\\"Rose\\\"\" <sip:a@b>",
+            "Alice <sip:a@b;lr>",
+            "sip:a@b;tag=x",
+            "sips:[::1]:5061",
+        ] {
+            assert_eq!(validate_name_addr(ok), Ok(()), "{ok}");
+        }
+        for bad in
+            ["\"unterminated <sip:a@b>", "<sip:a @b>", "sip:a@b?Route=x", "<sip:a@b", "nothing", "Bob\"s <sip:a@b>"]
+        {
+            assert!(validate_name_addr(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
