@@ -20,6 +20,14 @@ pub struct Cli {
     #[arg(long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
     pub users: Vec<(String, String)>,
 
+    /// Address the SIP and RTP sockets bind to (default: the HTTP address's IP).
+    #[arg(long, env = "DOORSIM_SIP_ADDR")]
+    pub sip_addr: Option<std::net::IpAddr>,
+
+    /// Answer incoming SIP calls after SECS seconds (default: never; the control API can answer).
+    #[arg(long, env = "DOORSIM_AUTO_ANSWER", value_name = "SECS", value_parser = parse_seconds)]
+    pub auto_answer: Option<std::time::Duration>,
+
     /// Run every device timer N times faster (CallingTimeout, VMS Timeout, retention...).
     #[arg(long, env = "DOORSIM_TIME_SCALE", default_value_t = 1.0, value_parser = parse_time_scale)]
     pub time_scale: f64,
@@ -35,6 +43,13 @@ pub struct Cli {
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
     #[arg(long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(n) if n.is_finite() && (0.0..=3600.0).contains(&n) => Ok(std::time::Duration::from_secs_f64(n)),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+    }
 }
 
 fn parse_time_scale(s: &str) -> Result<f64, String> {

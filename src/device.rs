@@ -16,6 +16,7 @@ use crate::http::{server, App};
 use crate::io::IoPorts;
 use crate::profile::Profile;
 use crate::rtsp::{self, RtspContext};
+use crate::sip::{self, ua::UaConfig};
 use crate::store::Store;
 use crate::vapix::call_service::CallService;
 use crate::vapix::event_stream::EventStream;
@@ -35,6 +36,10 @@ pub struct DeviceConfig {
     pub button_recipient: String,
     /// The emulated model.
     pub profile: Profile,
+    /// Address the SIP and RTP sockets bind to (`None`: the HTTP address's).
+    pub sip_addr: Option<std::net::IpAddr>,
+    /// Answer incoming SIP calls after this long (device time), or never.
+    pub auto_answer: Option<std::time::Duration>,
 }
 
 /// A running device.
@@ -67,6 +72,14 @@ impl Device {
         let engine_config = EngineConfig { time_scale: config.time_scale, device_host, ..EngineConfig::default() };
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
         let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
+        let sip_bind = config.sip_addr.unwrap_or_else(|| http_addr.ip());
+        let sip_address = if sip_bind.is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { sip_bind };
+        let ua_config = UaConfig {
+            bind: sip_bind,
+            address: sip_address,
+            auto_answer: config.auto_answer.map(|d| engine.scaled(d)),
+        };
+        sip::ua::start(ua_config, store.clone(), engine.clone(), shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
         // Devices use `AXIS_<serial>` as their HTTP auth realm.
         let realm = format!("AXIS_{}", config.profile.serial());

@@ -35,6 +35,8 @@ async fn main() -> std::process::ExitCode {
         time_scale: cli.time_scale,
         button_recipient: cli.call_button_recipient.clone(),
         profile,
+        sip_addr: cli.sip_addr,
+        auto_answer: cli.auto_answer,
     };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,

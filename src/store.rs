@@ -218,10 +218,19 @@ impl DeviceState {
 }
 
 /// The store: one device's state behind a mutex that is never held across an `.await`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Store {
     /// Held only for a copy or a swap; no I/O happens under it.
     state: Mutex<DeviceState>,
+    /// A revision number bumped on every committed change, for components that follow the
+    /// configuration (the SIP listeners).
+    revision: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self { state: Mutex::default(), revision: tokio::sync::watch::Sender::new(0) }
+    }
 }
 
 impl Store {
@@ -254,12 +263,20 @@ impl Store {
         let out = f(&mut next)?;
         next.check_invariants()?;
         *guard = next;
+        drop(guard);
+        self.revision.send_modify(|r| *r += 1);
         Ok(out)
     }
 
     /// Restores the factory defaults.
     pub fn reset(&self) {
         *self.lock() = DeviceState::default();
+        self.revision.send_modify(|r| *r += 1);
+    }
+
+    /// Follows committed changes.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
     }
 }
 

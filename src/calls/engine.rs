@@ -7,7 +7,8 @@
 //! that holds its timers (answer timeout, maximum duration, retention after it ended) and
 //! follows its state through a `watch` channel.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -46,6 +47,25 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self { time_scale: 1.0, max_calls: 16, retention: Duration::from_secs(60), device_host: "127.0.0.1".into() }
     }
+}
+
+/// What the engine asks of the signalling backend (SIP) when the device acts on a SIP call.
+/// Implementations only queue work: they are called with no lock held, from sync code.
+pub trait Signalling: Send + Sync + std::fmt::Debug {
+    /// The device answered ringing incoming call `id` (control API or auto-answer).
+    fn answered(&self, id: &str);
+    /// The device ends call `id` for `reason`: decline while ringing, CANCEL while calling, BYE
+    /// when active.
+    fn ended(&self, id: &str, reason: Reason);
+}
+
+/// RTP packets of one call, counted by the media side and shown by the control API.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// RTP packets sent.
+    pub sent: AtomicU64,
+    /// RTP packets received.
+    pub received: AtomicU64,
 }
 
 /// Why the engine refused a request.
@@ -89,6 +109,8 @@ struct Entry {
     state: watch::Sender<CallState>,
     /// The stream kind that answered (or started) this VMS call.
     vms_kind: Option<StreamKind>,
+    /// RTP counters of a SIP call once media runs.
+    media: Option<Arc<MediaCounters>>,
 }
 
 #[derive(Debug)]
@@ -108,6 +130,8 @@ pub struct CallEngine {
     /// Held only for bookkeeping and publishing (no I/O, no `.await`).
     registry: Mutex<Registry>,
     shutdown: CancellationToken,
+    /// The SIP user agent, once it runs.
+    signalling: OnceLock<Arc<dyn Signalling>>,
 }
 
 impl CallEngine {
@@ -125,6 +149,7 @@ impl CallEngine {
             streams: Arc::new(StreamCounts::default()),
             registry: Mutex::new(Registry { calls: IndexMap::new(), next_number: 0, aggregate: CallState::Idle }),
             shutdown,
+            signalling: OnceLock::new(),
         });
         engine.bus.publish(state_event(CallState::Idle));
         tokio::spawn(follow_streams(engine.clone()));
@@ -202,7 +227,7 @@ impl CallEngine {
                 sip_account_id: None,
             };
             let (tx, rx) = watch::channel(state);
-            reg.calls.insert(id.clone(), Entry { status, state: tx, vms_kind });
+            reg.calls.insert(id.clone(), Entry { status, state: tx, vms_kind, media: None });
             forget_oldest_terminated(&mut reg);
             self.announce(&mut reg, &id, reason);
             (id, rx)
@@ -271,12 +296,26 @@ impl CallEngine {
         }
     }
 
+    /// A transition the device makes on its own (API, control, timers): the same as
+    /// [`CallEngine::transition`], and a SIP call's signalling is told.
+    fn device_transition(&self, id: &str, to: CallState, reason: Reason) -> bool {
+        let is_sip = self.lock().calls.get(id).is_some_and(|e| e.status.call_type == CallType::Sip);
+        let moved = self.transition(id, to, reason);
+        if let (true, true, Some(s)) = (moved, is_sip, self.signalling.get()) {
+            match to {
+                CallState::Active => s.answered(id),
+                _ => s.ended(id, reason),
+            }
+        }
+        moved
+    }
+
     /// Ends call `id` (TerminateCall): a call that is calling or active becomes Terminated.
     pub fn terminate(&self, id: &str) -> Result<(), CallError> {
         let state = self.lock().calls.get(id).map(|e| e.status.call_state);
         match state {
             Some(CallState::Calling | CallState::Active | CallState::Terminating) => {
-                self.transition(id, CallState::Terminated, Reason::Terminated);
+                self.device_transition(id, CallState::Terminated, Reason::Terminated);
                 Ok(())
             }
             _ => Err(CallError::NotFound(format!("no ongoing call {id:?}"))),
@@ -286,15 +325,56 @@ impl CallEngine {
     /// Answers a ringing incoming call.
     pub fn answer(&self, id: &str) -> Result<(), CallError> {
         self.ringing_incoming(id)?;
-        self.transition(id, CallState::Active, Reason::AcceptedByDevice);
+        self.device_transition(id, CallState::Active, Reason::AcceptedByDevice);
         Ok(())
     }
 
     /// Declines a ringing incoming call.
     pub fn reject(&self, id: &str) -> Result<(), CallError> {
         self.ringing_incoming(id)?;
-        self.transition(id, CallState::Terminated, Reason::Denied);
+        self.device_transition(id, CallState::Terminated, Reason::Denied);
         Ok(())
+    }
+
+    /// Connects the SIP user agent (once).
+    pub fn set_signalling(&self, signalling: Arc<dyn Signalling>) {
+        let _ = self.signalling.set(signalling);
+    }
+
+    /// A new incoming SIP call from `remote`, ringing; over the call limit it is recorded Busy
+    /// and refused. `denied` records a call the device refused outright (reason Denied).
+    pub fn incoming_sip(
+        self: &Arc<Self>,
+        remote: &str,
+        account: Option<&str>,
+        denied: bool,
+    ) -> Result<String, CallError> {
+        let (state, reason) =
+            if denied { (CallState::Terminated, Reason::Denied) } else { (CallState::Calling, Reason::Initiated) };
+        let id = self.create(NewCall::new(Direction::Incoming, CallType::Sip, remote, state, reason))?;
+        let mut reg = self.lock();
+        if let Some(e) = reg.calls.get_mut(&id) {
+            e.status.sip_account_id = account.map(str::to_owned);
+            if e.status.call_state == CallState::Terminated && !denied {
+                return Err(CallError::Failed("busy".into()));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Records the media of a SIP call: its codec and RTP counters.
+    pub fn set_media(&self, id: &str, codec: &str, counters: Arc<MediaCounters>) {
+        if let Some(e) = self.lock().calls.get_mut(id) {
+            e.status.audio_codec = Some(codec.to_owned());
+            e.media = Some(counters);
+        }
+    }
+
+    /// RTP packets (sent, received) of call `id`, once its media runs.
+    pub fn media_counts(&self, id: &str) -> Option<(u64, u64)> {
+        let reg = self.lock();
+        let m = reg.calls.get(id)?.media.as_ref()?;
+        Some((m.sent.load(Ordering::Relaxed), m.received.load(Ordering::Relaxed)))
     }
 
     fn ringing_incoming(&self, id: &str) -> Result<(), CallError> {
@@ -430,7 +510,7 @@ async fn own_call(
         tokio::select! {
             () = engine.shutdown.cancelled() => return,
             changed = state.changed() => if changed.is_err() { return },
-            () = sleep => { engine.transition(&id, on_timeout.0, on_timeout.1); }
+            () = sleep => { engine.device_transition(&id, on_timeout.0, on_timeout.1); }
         }
     }
     tokio::select! {

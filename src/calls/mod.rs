@@ -5,6 +5,6 @@ pub mod engine;
 pub mod status;
 pub mod vms;
 
-pub use engine::{CallEngine, CallError, EngineConfig, VMS_CALL};
+pub use engine::{CallEngine, CallError, EngineConfig, MediaCounters, Signalling, VMS_CALL};
 pub use status::{CallState, CallStatus, Reason};
 pub use vms::{StreamGuard, StreamKind};

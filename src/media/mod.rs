@@ -7,6 +7,42 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 
+/// A codec the device really sends and receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl Codec {
+    /// SDP encoding name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    /// Static payload type.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+
+    /// The codec of an SDP encoding name.
+    pub fn from_sdp_name(name: &str) -> Option<Codec> {
+        match name.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(Codec::Pcmu),
+            "PCMA" => Some(Codec::Pcma),
+            _ => None,
+        }
+    }
+}
+
 /// Audio sample rate of G.711.
 pub const SAMPLE_RATE: usize = 8000;
 /// The tone's frequency: 400 Hz divides 8000 Hz, so one second loops without a click.

@@ -1,5 +1,7 @@
-//! RTP packets (RFC 3550): the fixed 12-byte header, written and read by hand because it is a
+//! RTP (RFC 3550): the fixed 12-byte header ([`RtpHeader`]), written and read by hand because it is a
 //! dozen lines and the crates that do it (rtp-rs) are thinly maintained.
+
+pub mod session;
 
 /// The fixed RTP header without CSRCs or extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -326,6 +326,34 @@ impl SipMessage {
     }
 }
 
+/// The answer to a request that could not be parsed, when one is possible: 400 (or 505) with
+/// whatever Via, From, To, Call-ID and CSeq lines can be read. `None` for responses and for bytes
+/// without a Via (nowhere to answer).
+pub fn error_response(raw: &[u8], error: &SipError) -> Option<SipMessage> {
+    let text = String::from_utf8_lossy(raw.get(..raw.len().min(MAX_MESSAGE))?);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    if lines.next()?.starts_with("SIP/") {
+        return None;
+    }
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (canonical(n.trim()), v.trim().to_owned()))
+        .filter(|(n, _)| matches!(n.as_str(), "Via" | "From" | "To" | "Call-ID" | "CSeq"))
+        .collect();
+    if !headers.iter().any(|(n, _)| n == "Via") {
+        return None;
+    }
+    let (code, reason) = match error {
+        SipError::BadRequest(_) => (400, "Bad Request"),
+        SipError::VersionNotSupported(_) => (505, "Version Not Supported"),
+    };
+    let mut response =
+        SipMessage { start: StartLine::Response { code, reason: reason.to_owned() }, headers, body: Bytes::new() };
+    response.set_header("Warning", format!("399 doorsim \"{}\"", error.to_string().replace('"', "'")));
+    Some(response)
+}
+
 /// Checks a name-addr or addr-spec (RFC 3261 section 20.10): a quoted or token display name,
 /// a URI without whitespace (in angle brackets when it has a display name or parameters of its
 /// own), then `;param`s.
@@ -480,6 +508,17 @@ mod tests {
         assert!(text.starts_with("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"), "{text}");
         assert!(text.contains("To: <sip:door@127.0.0.1>;tag=xyz\r\n") && text.ends_with("Content-Length: 0\r\n\r\n"));
         assert_eq!(SipMessage::parse(&r.to_bytes()).expect("reparse").code(), Some(200));
+    }
+
+    #[test]
+    fn unparseable_requests_get_a_400_with_their_headers() {
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nCall-ID: c\r\nCSeq: 1 ACK\r\n\r\n";
+        let err = SipMessage::parse(raw).expect_err("CSeq mismatch");
+        let r = error_response(raw, &err).expect("answerable");
+        assert_eq!(r.code(), Some(400));
+        assert_eq!(r.header("Via"), Some("SIP/2.0/UDP h;branch=z9hG4bKx"));
+        assert!(error_response(b"SIP/2.0 200 OK\r\n\r\n", &err).is_none());
+        assert!(error_response(b"garbage", &err).is_none());
     }
 
     #[test]

@@ -2,3 +2,6 @@
 //! calls of the user agent build on this.
 
 pub mod message;
+pub mod sdp;
+pub mod transport;
+pub mod ua;

@@ -1,0 +1,168 @@
+//! SDP offer/answer for audio (RFC 3264, RFC 4566), sans I/O: read a peer's offer or answer,
+//! pick a codec from the device's priority list, write our offer or answer.
+
+use std::net::IpAddr;
+
+pub use crate::media::Codec;
+
+/// The audio part of a peer's session description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAudio {
+    /// Where the peer receives RTP.
+    pub address: IpAddr,
+    /// Its RTP port (0: audio refused).
+    pub port: u16,
+    /// Offered formats: payload type and encoding name, in the peer's order.
+    pub formats: Vec<(u8, String)>,
+}
+
+/// What both sides agreed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The audio codec.
+    pub codec: Codec,
+    /// Its payload type on the wire.
+    pub payload_type: u8,
+    /// The telephone-event payload type, when both sides have it.
+    pub telephone_event: Option<u8>,
+}
+
+/// Reads the first audio stream of an SDP body.
+pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
+    let mut session_address: Option<IpAddr> = None;
+    let mut media_address: Option<IpAddr> = None;
+    let mut in_audio = false;
+    let mut audio: Option<(u16, Vec<u8>)> = None;
+    let mut names: Vec<(u8, String)> = Vec::new();
+    for line in sdp.lines().map(str::trim_end) {
+        let Some((kind, value)) = line.split_once('=') else { continue };
+        match kind {
+            "m" => {
+                in_audio = false;
+                if audio.is_none() {
+                    let mut f = value.split_whitespace();
+                    if f.next() == Some("audio") {
+                        let port: u16 =
+                            f.next().and_then(|p| p.split('/').next()?.parse().ok()).ok_or("bad m= port")?;
+                        let _proto = f.next().ok_or("m= without protocol")?;
+                        let pts = f.filter_map(|pt| pt.parse::<u8>().ok()).filter(|pt| *pt < 128).collect();
+                        audio = Some((port, pts));
+                        in_audio = true;
+                    }
+                }
+            }
+            "c" => {
+                let address = value.split_whitespace().nth(2).and_then(|a| a.split('/').next()?.parse().ok());
+                match (in_audio, audio.is_some()) {
+                    (true, _) => media_address = address,
+                    (false, false) => session_address = address,
+                    _ => {}
+                }
+            }
+            "a" if in_audio => {
+                if let Some(map) = value.strip_prefix("rtpmap:") {
+                    let (pt, encoding) = map.split_once(' ').ok_or("bad rtpmap")?;
+                    if let (Ok(pt), Some(name)) = (pt.parse::<u8>(), encoding.split('/').next()) {
+                        names.push((pt, name.to_owned()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let (port, pts) = audio.ok_or("no audio stream")?;
+    let address = media_address.or(session_address).ok_or("no connection address")?;
+    let formats = pts
+        .into_iter()
+        .map(|pt| {
+            let name = names.iter().find(|(p, _)| *p == pt).map(|(_, n)| n.clone()).unwrap_or_else(|| match pt {
+                0 => "PCMU".to_owned(),
+                8 => "PCMA".to_owned(),
+                _ => String::new(),
+            });
+            (pt, name)
+        })
+        .collect();
+    Ok(RemoteAudio { address, port, formats })
+}
+
+/// Picks the first codec of `preference` (device priority list, SDP names) that the peer has.
+pub fn negotiate(remote: &RemoteAudio, preference: &[String]) -> Option<Negotiated> {
+    let (payload_type, codec) = preference.iter().filter_map(|name| Codec::from_sdp_name(name)).find_map(|codec| {
+        remote.formats.iter().find(|(_, n)| Codec::from_sdp_name(n) == Some(codec)).map(|(pt, _)| (*pt, codec))
+    })?;
+    let wants_events = preference.iter().any(|n| n.eq_ignore_ascii_case("telephone-event"));
+    let telephone_event = remote
+        .formats
+        .iter()
+        .find(|(_, n)| wants_events && n.eq_ignore_ascii_case("telephone-event"))
+        .map(|(pt, _)| *pt);
+    Some(Negotiated { codec, payload_type, telephone_event })
+}
+
+/// Writes a session description offering `formats` (payload type, name) on `port`.
+pub fn write(session_id: u64, address: IpAddr, port: u16, formats: &[(u8, &str)]) -> String {
+    let ip = if address.is_ipv4() { "IP4" } else { "IP6" };
+    let pts: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
+    let mut sdp = format!(
+        "v=0\r\no=doorsim {session_id} {session_id} IN {ip} {address}\r\ns=doorsim\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {}\r\n",
+        pts.join(" ")
+    );
+    for (pt, name) in formats {
+        sdp.push_str(&format!("a=rtpmap:{pt} {name}/8000\r\n"));
+        if name.eq_ignore_ascii_case("telephone-event") {
+            sdp.push_str(&format!("a=fmtp:{pt} 0-15\r\n"));
+        }
+    }
+    sdp.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    sdp
+}
+
+/// Our offer from the device's codec priority list: known codecs, then telephone-event on 101.
+pub fn offer_formats(preference: &[String]) -> Vec<(u8, &'static str)> {
+    let mut formats: Vec<(u8, &'static str)> =
+        preference.iter().filter_map(|n| Codec::from_sdp_name(n)).map(|c| (c.payload_type(), c.name())).collect();
+    if preference.iter().any(|n| n.eq_ignore_ascii_case("telephone-event")) {
+        formats.push((101, "telephone-event"));
+    }
+    formats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIPP_OFFER: &str =
+        "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 6000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+    #[test]
+    fn reads_an_offer_and_prefers_the_device_order() {
+        let remote = parse(SIPP_OFFER).expect("valid");
+        assert_eq!(remote.port, 6000);
+        assert_eq!(remote.formats, vec![(8, "PCMA".into()), (0, "PCMU".into()), (101, "telephone-event".into())]);
+        let prefs = ["PCMU".to_owned(), "PCMA".to_owned(), "telephone-event".to_owned()];
+        let n = negotiate(&remote, &prefs).expect("common codec");
+        assert_eq!((n.codec, n.payload_type, n.telephone_event), (Codec::Pcmu, 0, Some(101)));
+        let only_a = negotiate(&remote, &["PCMA".to_owned()]).expect("PCMA");
+        assert_eq!((only_a.codec, only_a.telephone_event), (Codec::Pcma, None));
+    }
+
+    #[test]
+    fn no_common_codec_or_no_audio() {
+        let remote = parse("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 18\r\n").expect("valid");
+        assert_eq!(negotiate(&remote, &["PCMU".to_owned()]), None);
+        assert!(parse("v=0\r\nm=video 4000 RTP/AVP 96\r\n").is_err());
+        assert!(parse("v=0\r\nm=audio 4000 RTP/AVP 0\r\n").is_err(), "no address");
+    }
+
+    #[test]
+    fn writes_what_it_reads() {
+        let prefs = ["PCMA".to_owned(), "PCMU".to_owned(), "telephone-event".to_owned()];
+        let sdp = write(7, "127.0.0.1".parse().expect("ip"), 4000, &offer_formats(&prefs));
+        let back = parse(&sdp).expect("parses");
+        assert_eq!(back.port, 4000);
+        assert_eq!(back.formats.iter().map(|(pt, _)| *pt).collect::<Vec<_>>(), [8, 0, 101]);
+    }
+}
