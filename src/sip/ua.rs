@@ -196,9 +196,22 @@ fn uri_of(name_addr: &str) -> &str {
     }
 }
 
-/// A SIP URI without parameters, for access-list comparison.
-fn bare_uri(uri: &str) -> String {
-    uri.split([';', '?']).next().unwrap_or(uri).to_ascii_lowercase()
+/// Whether `caller` is the address-of-record `listed`: scheme, user and host equal (case-
+/// insensitively), and the port too when the list entry names one. Parameters are ignored.
+fn same_aor(listed: &str, caller: &str) -> bool {
+    let parts = |uri: &str| -> (String, Option<String>) {
+        let bare = uri.split([';', '?']).next().unwrap_or(uri).to_ascii_lowercase();
+        let bare = bare.replacen("sips:", "sip:", 1);
+        match bare.rsplit_once(':') {
+            Some((head, port)) if !head.ends_with("sip") && port.bytes().all(|b| b.is_ascii_digit()) => {
+                (head.to_owned(), Some(port.to_owned()))
+            }
+            _ => (bare, None),
+        }
+    };
+    let (listed, listed_port) = parts(listed);
+    let (caller, caller_port) = parts(caller);
+    listed == caller && (listed_port.is_none() || listed_port == caller_port)
 }
 
 impl Agent {
@@ -293,7 +306,7 @@ impl Agent {
             return Some((486, "Busy Here"));
         }
         if config.apply_access_list {
-            let listed = config.access_list.iter().any(|u| bare_uri(u) == bare_uri(caller));
+            let listed = config.access_list.iter().any(|u| same_aor(u, caller));
             let refused = match config.access_list_policy {
                 AccessListPolicy::Allow => !listed,
                 AccessListPolicy::Block => listed,
@@ -513,5 +526,20 @@ fn bye_for(d: &Dialog, config: &UaConfig) -> SipMessage {
             ("CSeq".into(), format!("{} BYE", d.our_cseq)),
         ],
         body: Bytes::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_list_entries_match_addresses_of_record() {
+        assert!(same_aor("sip:sipp@127.0.0.1", "sip:sipp@127.0.0.1:5070;transport=udp"));
+        assert!(same_aor("SIP:Guard@PBX.local", "sips:guard@pbx.local"));
+        assert!(same_aor("sip:a@h:5060", "sip:a@h:5060"));
+        assert!(!same_aor("sip:a@h:5060", "sip:a@h:5070"));
+        assert!(!same_aor("sip:a@h", "sip:b@h"));
+        assert!(same_aor("sip:10.0.0.1", "sip:10.0.0.1:5062"));
     }
 }

@@ -1,0 +1,206 @@
+//! SIP interop with sipp (Debian `sip-tester`, installed by scripts/test.sh) as the caller:
+//! OPTIONS, incoming calls answered automatically or through the control API, declined,
+//! refused by the access list, cancelled while ringing and hung up by the device, over UDP and
+//! TCP, each checked against the call states and events. Scenario files are in `tests/sipp/`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Doorsim;
+use serde_json::{json, Value};
+
+/// A free local port for SIP (UDP and TCP both free at the time of asking).
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A device with SIP enabled on a free port, with `config` merged into its SIPConfiguration.
+async fn sip_device(args: &[&str], config: Value) -> (Doorsim, u16) {
+    let d = Doorsim::start(args);
+    let port = free_port();
+    let mut sip = json!({"SIPEnabled": true, "SIPPort": port, "SIPTLSPort": free_port(), "AllowIncomingCalls": true});
+    if let (Some(s), Some(extra)) = (sip.as_object_mut(), config.as_object()) {
+        s.extend(extra.clone());
+    }
+    d.ok("SetSIPConfiguration", json!({ "SIPConfiguration": sip })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the listeners follow the store
+    (d, port)
+}
+
+fn scenario(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name).to_string_lossy().into_owned()
+}
+
+/// Runs one sipp call against `port`; returns whether sipp reported success, and its output.
+async fn sipp(port: u16, transport: &str, how: &[&str]) -> (bool, String) {
+    let mut args: Vec<String> = vec![
+        format!("127.0.0.1:{port}"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-s".into(),
+        "door".into(),
+        "-t".into(),
+        transport.into(),
+        "-timeout".into(),
+        "20s".into(),
+        "-timeout_error".into(),
+    ];
+    args.extend(how.iter().map(|s| (*s).to_owned()));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("sipp")
+            .args(&args)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("sipp (Debian sip-tester) must be installed")
+    })
+    .await
+    .expect("sipp thread");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The StateChange reasons logged so far.
+async fn reasons(d: &Doorsim) -> Vec<String> {
+    let log = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+    log["Events"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|e| e["data"]["Reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Waits until a call is in `state`; returns its status.
+async fn wait_for_call(d: &Doorsim, state: &str) -> Value {
+    for _ in 0..100 {
+        let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+        if let Some(c) = calls.as_array().and_then(|a| a.iter().find(|c| c["CallState"] == state)) {
+            return c.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no call became {state}");
+}
+
+#[tokio::test]
+async fn options_over_udp_and_tcp() {
+    let (_d, port) = sip_device(&[], json!({})).await;
+    for transport in ["u1", "t1"] {
+        let (ok, out) = sipp(port, transport, &["-sf", &scenario("uac_options.xml")]).await;
+        assert!(ok, "{transport}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn incoming_calls_answered_automatically_over_udp_and_tcp() {
+    let (d, port) = sip_device(&["--auto-answer", "0.1"], json!({})).await;
+    for transport in ["u1", "t1"] {
+        let (ok, out) = sipp(port, transport, &["-sn", "uac", "-d", "500"]).await;
+        assert!(ok, "{transport}: {out}");
+    }
+    assert_eq!(
+        reasons(&d).await,
+        ["Initiated", "AcceptedByDevice", "Terminated", "Initiated", "AcceptedByDevice", "Terminated"]
+    );
+    let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+    for c in calls.as_array().expect("calls") {
+        assert_eq!((c["Direction"].as_str(), c["CallType"].as_str()), (Some("Incoming"), Some("SIP")));
+        assert!(c["RemoteURI"].as_str().is_some_and(|u| u.starts_with("sip:sipp@127.0.0.1")), "{c}");
+        assert_eq!(c["AudioCodec"], "PCMU");
+    }
+    // The device sent RTP (a tone at 50 packets/s) while each call lasted half a second.
+    let media = d.state().await["Media"].clone();
+    assert!(media.as_object().is_some_and(|m| m.values().all(|v| v["RtpSent"].as_u64() > Some(5))), "{media}");
+}
+
+#[tokio::test]
+async fn an_incoming_call_rings_until_the_control_api_answers_then_the_device_hangs_up() {
+    let (d, port) = sip_device(&[], json!({})).await;
+    let caller = tokio::spawn(async move { sipp(port, "u1", &["-sf", &scenario("uac_wait_bye.xml")]).await });
+    let ringing = wait_for_call(&d, "Calling").await;
+    assert_eq!(ringing["Direction"], "Incoming");
+    let id = ringing["CallId"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("In-"), "{id}");
+    let r = d.request("POST", &format!("/emulator/v1/calls/{id}/answer"), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for_call(&d, "Active").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.ok("TerminateCall", json!({"CallId": id})).await;
+    let (ok, out) = caller.await.expect("sipp task");
+    assert!(ok, "{out}");
+    assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByDevice", "Terminated"]);
+}
+
+#[tokio::test]
+async fn calls_are_declined_when_incoming_calls_are_off_or_the_caller_is_not_allowed() {
+    let template = std::fs::read_to_string(scenario("uac_expect_status.xml")).expect("scenario");
+    let dir = std::env::temp_dir().join(format!("doorsim-sipp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (config, status) in [
+        (json!({"AllowIncomingCalls": false}), "486"),
+        (json!({"ApplyAccessList": true, "AccessList": ["sip:guard@pbx.local"], "AccessListPolicy": "Allow"}), "403"),
+        (json!({"ApplyAccessList": true, "AccessList": ["sip:sipp@127.0.0.1"], "AccessListPolicy": "Block"}), "403"),
+    ] {
+        let (d, port) = sip_device(&[], config.clone()).await;
+        let file = dir.join(format!("expect_{status}.xml"));
+        std::fs::write(&file, template.replace("[$status]", status)).expect("write scenario");
+        let (ok, out) = sipp(port, "u1", &["-sf", file.to_str().expect("path")]).await;
+        assert!(ok, "{config}: {out}");
+        assert_eq!(reasons(&d).await, ["Denied"], "{config}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_caller_cancels_while_the_device_rings() {
+    let (d, port) = sip_device(&[], json!({})).await;
+    for transport in ["u1", "t1"] {
+        let (ok, out) = sipp(port, transport, &["-sf", &scenario("uac_cancel.xml")]).await;
+        assert!(ok, "{transport}: {out}");
+    }
+    assert_eq!(reasons(&d).await, ["Initiated", "Terminated", "Initiated", "Terminated"]);
+    let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+    assert!(calls.as_array().expect("calls").iter().all(|c| c["CallState"] == "Terminated"));
+}
+
+#[tokio::test]
+async fn rfc4475_torture_messages_never_silence_the_device() {
+    let runner = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/rfc4475-torture/send_torture.py");
+    if !runner.exists() {
+        eprintln!("SKIPPED: {} not found (the corpus is only beside the project's CI checkout)", runner.display());
+        return;
+    }
+    let (d, port) = sip_device(&[], json!({})).await;
+    for transport in ["udp", "tcp"] {
+        let (runner, port) = (runner.clone(), port.to_string());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("python3")
+                .arg(runner)
+                .args(["--port", &port, "--transport", transport, "--reply-wait", "0.2"])
+                .output()
+        })
+        .await
+        .expect("thread")
+        .expect("python3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.trim_end().ends_with(", 0 failed"), "{transport}: {stdout}");
+    }
+    // Torture INVITEs are valid calls to a device that takes incoming calls: none may linger
+    // in a state other than ringing or ended, and the HTTP side still answers.
+    let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+    assert!(calls.as_array().expect("calls").iter().all(|c| c["CallState"] != "Active"), "{calls}");
+}
