@@ -217,11 +217,14 @@ impl DeviceState {
     }
 }
 
-/// The store: one device's state behind a mutex that is never held across an `.await`.
+/// The store: one device's state behind a mutex that is never held across an `.await`, and
+/// the registration status the SIP user agent reports per account.
 #[derive(Debug)]
 pub struct Store {
     /// Held only for a copy or a swap; no I/O happens under it.
     state: Mutex<DeviceState>,
+    /// Last registration result per account id; held only to read or write one entry.
+    registrations: Mutex<std::collections::HashMap<String, crate::model::sip_account::Registration>>,
     /// A revision number bumped on every committed change, for components that follow the
     /// configuration (the SIP listeners).
     revision: tokio::sync::watch::Sender<u64>,
@@ -229,7 +232,7 @@ pub struct Store {
 
 impl Default for Store {
     fn default() -> Self {
-        Self { state: Mutex::default(), revision: tokio::sync::watch::Sender::new(0) }
+        Self { state: Mutex::default(), registrations: Mutex::default(), revision: tokio::sync::watch::Sender::new(0) }
     }
 }
 
@@ -272,6 +275,20 @@ impl Store {
     pub fn reset(&self) {
         *self.lock() = DeviceState::default();
         self.revision.send_modify(|r| *r += 1);
+    }
+
+    /// Records (or with `None` forgets) an account's registration status.
+    pub fn set_registration(&self, account: &str, registration: Option<crate::model::sip_account::Registration>) {
+        let mut map = self.registrations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match registration {
+            Some(r) => map.insert(account.to_owned(), r),
+            None => map.remove(account),
+        };
+    }
+
+    /// An account's last registration status.
+    pub fn registration(&self, account: &str) -> Option<crate::model::sip_account::Registration> {
+        self.registrations.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(account).cloned()
     }
 
     /// Follows committed changes.

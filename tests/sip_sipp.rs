@@ -204,3 +204,135 @@ async fn rfc4475_torture_messages_never_silence_the_device() {
     let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
     assert!(calls.as_array().expect("calls").iter().all(|c| c["CallState"] != "Active"), "{calls}");
 }
+
+/// Starts a sipp callee on a free port with `how`; returns its port and the running task.
+fn callee(how: Vec<String>) -> (u16, tokio::task::JoinHandle<(bool, String)>) {
+    let port = free_port();
+    let task = tokio::spawn(async move {
+        let mut args =
+            vec!["-i".to_owned(), "127.0.0.1".into(), "-p".into(), port.to_string(), "-m".into(), "1".into()];
+        args.extend(["-nostdin".to_owned(), "-timeout".into(), "20s".into(), "-timeout_error".into()]);
+        args.extend(how);
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("sipp").args(&args).current_dir(std::env::temp_dir()).output().expect("sipp")
+        })
+        .await
+        .expect("sipp thread");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    });
+    (port, task)
+}
+
+/// Places a call to `uri` and returns its id.
+async fn call(d: &Doorsim, uri: &str) -> String {
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the callee bind
+    d.ok("Call", json!({ "To": uri })).await["CallId"].as_str().expect("CallId").to_owned()
+}
+
+#[tokio::test]
+async fn outgoing_calls_answered_then_ended_by_the_device_over_udp_and_tcp() {
+    let (d, _) = sip_device(&[], json!({})).await;
+    for (transport, sipp_transport) in [("udp", "u1"), ("tcp", "t1")] {
+        d.ok(
+            "SetSIPAccount",
+            json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "Transport": transport}}),
+        )
+        .await;
+        let (port, task) = callee(vec!["-sn".into(), "uas".into(), "-t".into(), sipp_transport.into()]);
+        let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
+        let active = {
+            let mut s = Value::Null;
+            for _ in 0..100 {
+                s = d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"].clone();
+                if s["CallState"] != "Calling" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            s
+        };
+        assert_eq!(
+            (active["CallState"].as_str(), active["CallStateReason"].as_str()),
+            (Some("Active"), Some("AcceptedByRemote")),
+            "{transport}"
+        );
+        assert_eq!(
+            (active["Direction"].as_str(), active["SIPAccountId"].as_str()),
+            (Some("Outgoing"), Some("peer-to-peer"))
+        );
+        d.ok("TerminateCall", json!({"CallId": id})).await;
+        let (ok, out) = task.await.expect("sipp task");
+        assert!(ok, "{transport}: {out}");
+    }
+    assert_eq!(
+        reasons(&d).await,
+        ["Initiated", "AcceptedByRemote", "Terminated", "Initiated", "AcceptedByRemote", "Terminated"]
+    );
+}
+
+#[tokio::test]
+async fn outgoing_call_failures_map_to_busy_and_failed() {
+    let template = std::fs::read_to_string(scenario("uas_status.xml")).expect("scenario");
+    let dir = std::env::temp_dir().join(format!("doorsim-uas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (d, _) = sip_device(&[], json!({})).await;
+    for (status, reason) in [("486", "Busy"), ("600", "Busy"), ("603", "Failed"), ("404", "Failed")] {
+        let file = dir.join(format!("uas_{status}.xml"));
+        std::fs::write(&file, template.replace("[$status]", status)).expect("write");
+        let (port, task) = callee(vec!["-sf".into(), file.to_string_lossy().into_owned()]);
+        let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
+        let (ok, out) = task.await.expect("sipp task");
+        assert!(ok, "{status}: {out}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"].clone();
+        assert_eq!(
+            (s["CallState"].as_str(), s["CallStateReason"].as_str()),
+            (Some("Terminated"), Some(reason)),
+            "{status}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_unanswered_outgoing_call_is_cancelled_with_no_answer_or_by_terminate_call() {
+    let (d, _) = sip_device(&[], json!({"CallingTimeout": 1})).await;
+    let (port, task) = callee(vec!["-sf".into(), scenario("uas_no_answer.xml")]);
+    let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
+    let (ok, out) = task.await.expect("sipp task");
+    assert!(ok, "CallingTimeout: {out}");
+    let s = d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"].clone();
+    assert_eq!(s["CallStateReason"], "NoAnswer");
+
+    d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"CallingTimeout": 60}})).await;
+    let (port, task) = callee(vec!["-sf".into(), scenario("uas_no_answer.xml")]);
+    let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    d.ok("TerminateCall", json!({"CallId": id})).await;
+    let (ok, out) = task.await.expect("sipp task");
+    assert!(ok, "TerminateCall: {out}");
+    assert_eq!(reasons(&d).await, ["Initiated", "NoAnswer", "Initiated", "Terminated"]);
+}
+
+#[tokio::test]
+async fn an_outgoing_call_through_a_proxy_answers_a_digest_challenge_and_the_remote_hangs_up() {
+    let (d, _) = sip_device(&[], json!({})).await;
+    let (port, task) = callee(vec!["-sf".into(), scenario("uas_auth_then_bye.xml")]);
+    d.ok(
+        "SetSIPAccount",
+        json!({"SIPAccount": {"Id": "pbx", "UserId": "6001", "Password": "secure", "IsDefault": true,
+        "SIPProxies": [{"Server": format!("127.0.0.1:{port}")}]}}),
+    )
+    .await;
+    let id = call(&d, "sip:6002@pbx.invalid").await;
+    let (ok, out) = task.await.expect("sipp task");
+    assert!(ok, "{out}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let s = d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"].clone();
+    assert_eq!((s["CallState"].as_str(), s["CallStateReason"].as_str()), (Some("Terminated"), Some("Terminated")));
+    assert_eq!(s["AudioCodec"], "PCMA", "the callee answered with PCMA only");
+    assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByRemote", "Terminated"]);
+}

@@ -57,6 +57,8 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     /// The device ends call `id` for `reason`: decline while ringing, CANCEL while calling, BYE
     /// when active.
     fn ended(&self, id: &str, reason: Reason);
+    /// The device places call `id` to `to` through account `account`.
+    fn place(&self, id: &str, to: &str, account: &str);
 }
 
 /// RTP packets of one call, counted by the media side and shown by the control API.
@@ -189,7 +191,19 @@ impl CallEngine {
         if !sip.sip_enabled {
             return Err(CallError::Failed("SIP is disabled (SIPConfiguration.SIPEnabled)".into()));
         }
-        Err(CallError::Failed("this emulator does not place SIP calls yet".into()))
+        let signalling = self.signalling.get().cloned().ok_or_else(|| CallError::Failed("no SIP user agent".into()))?;
+        let account = match account {
+            Some(a) => a.to_owned(),
+            None => self.store.read(|s| s.default_account().map(|a| a.id.clone())).unwrap_or_default(),
+        };
+        let timeout = Duration::from_secs(sip.calling_timeout.into());
+        let call = NewCall::new(Direction::Outgoing, CallType::Sip, to, CallState::Calling, Reason::Initiated);
+        let id = self.create(NewCall { answer_timeout: Some(timeout), ..call })?;
+        if let Some(e) = self.lock().calls.get_mut(&id) {
+            e.status.sip_account_id = Some(account.clone());
+        }
+        signalling.place(&id, to, &account);
+        Ok(id)
     }
 
     /// Creates a call and starts its task.

@@ -159,16 +159,24 @@ pub async fn run_tcp(listener: TcpListener, inbound: mpsc::Sender<Inbound>, shut
     }
 }
 
-/// Reads and frames one TCP connection; a writer task owns the write half.
-pub async fn serve_tcp(
-    stream: TcpStream,
-    from: SocketAddr,
+/// Opens a TCP connection to `to` for requests the device sends; what comes back on it goes to
+/// `inbound` like any received message.
+pub async fn connect_tcp(
+    to: SocketAddr,
     inbound: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) -> std::io::Result<Reply> {
+    let stream = TcpStream::connect(to).await?;
+    let (reply, reader) = split(stream);
+    tokio::spawn(read_tcp(reader, to, reply.clone(), inbound, shutdown));
+    Ok(reply)
+}
+
+/// Splits a connection: a writer task owns the write half and ends when the last [`Reply`]
+/// clone (held by dialogs) is gone.
+fn split(stream: TcpStream) -> (Reply, tokio::net::tcp::OwnedReadHalf) {
+    let (reader, mut writer) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
-    // The writer ends when the last Reply clone (held by dialogs) is gone.
     tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
             if writer.write_all(&bytes).await.is_err() {
@@ -176,7 +184,28 @@ pub async fn serve_tcp(
             }
         }
     });
-    let reply = Reply::Tcp(tx);
+    (Reply::Tcp(tx), reader)
+}
+
+/// Serves one accepted TCP connection.
+pub async fn serve_tcp(
+    stream: TcpStream,
+    from: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) {
+    let (reply, reader) = split(stream);
+    read_tcp(reader, from, reply, inbound, shutdown).await;
+}
+
+/// Reads and frames one TCP connection.
+async fn read_tcp(
+    mut reader: tokio::net::tcp::OwnedReadHalf,
+    from: SocketAddr,
+    reply: Reply,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) {
     let mut buf = BytesMut::with_capacity(4096);
     'read: loop {
         tokio::select! {

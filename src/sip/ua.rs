@@ -1,14 +1,20 @@
 //! The SIP user agent of the device: it follows the SIP configuration (listeners start, stop and
-//! move with SIPEnabled and SIPPort), answers OPTIONS, and runs incoming calls: INVITE rings
-//! (180) as an incoming call of the call engine, is answered (200 with an SDP answer, retransmitted
-//! over UDP until the ACK) by the control API or `--auto-answer`, or declined (486) when
-//! AllowIncomingCalls is off, the access list refuses (403) or the device is busy; CANCEL, BYE,
-//! re-INVITE and INFO are handled. RTP runs once the call is answered.
+//! move with SIPEnabled and SIPPort), answers OPTIONS, and runs calls both ways.
+//!
+//! Incoming: INVITE rings (180) as an incoming call of the call engine, is answered (200 with an
+//! SDP answer, retransmitted over UDP until the ACK) by the control API or `--auto-answer`, or
+//! declined (486) when AllowIncomingCalls is off, the access list refuses (403) or the device is
+//! busy; CANCEL, BYE, re-INVITE and INFO are handled.
+//! Outgoing: `Call` to a `sip:` URI sends an INVITE with an offer from the codec priority list
+//! (through the account's first SIP proxy when it has one), answers a 401/407 challenge with the
+//! account's credentials, ACKs the final answer, maps 486/600 to Busy and other failures to
+//! Failed, CANCELs on CallingTimeout or TerminateCall, and sends BYE to end an active call.
+//! RTP runs once a call is answered.
 //!
 //! One task owns all dialogs; the engine reaches it through [`Signalling`], which only queues.
 //!
-//! Not implemented yet (see the closing note of the session): outgoing calls, registration,
-//! TLS, client transactions (our BYE is sent once), authentication of incoming requests.
+//! Not implemented yet: registration, TLS, retransmission of our BYE/CANCEL (sent once),
+//! authentication of incoming requests.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +33,7 @@ use super::sdp::{self, Negotiated};
 use super::transport::{self, Inbound, Kind, Reply};
 use crate::calls::{CallEngine, CallState, MediaCounters, Reason, Signalling};
 use crate::model::sip_configuration::AccessListPolicy;
-use crate::model::SipConfiguration;
+use crate::model::{SipAccount, SipConfiguration};
 use crate::rtp::session::{self as rtp, RtpSession};
 use crate::store::Store;
 
@@ -55,6 +61,7 @@ pub struct UaConfig {
 enum Command {
     Answered(String),
     Ended(String, Reason),
+    Place { id: String, to: String, account: String },
 }
 
 /// The engine's handle on the user agent.
@@ -68,6 +75,7 @@ impl std::fmt::Debug for Command {
         match self {
             Command::Answered(id) => write!(f, "Answered({id})"),
             Command::Ended(id, r) => write!(f, "Ended({id}, {r:?})"),
+            Command::Place { id, to, .. } => write!(f, "Place({id}, {to})"),
         }
     }
 }
@@ -84,6 +92,13 @@ impl Signalling for SipUa {
             tracing::warn!(id, "SIP command queue full");
         }
     }
+
+    fn place(&self, id: &str, to: &str, account: &str) {
+        let command = Command::Place { id: id.to_owned(), to: to.to_owned(), account: account.to_owned() };
+        if self.commands.try_send(command).is_err() {
+            tracing::warn!(id, "SIP command queue full");
+        }
+    }
 }
 
 /// Starts the user agent: it follows the store's SIP configuration for the device's lifetime.
@@ -92,8 +107,18 @@ pub fn start(config: UaConfig, store: Arc<Store>, engine: Arc<CallEngine>, shutd
     let ua = Arc::new(SipUa { commands });
     engine.set_signalling(ua.clone());
     let (inbound_tx, inbound_rx) = mpsc::channel(transport::INBOUND_QUEUE);
-    tokio::spawn(follow_configuration(config.bind, store.clone(), inbound_tx, shutdown.clone()));
-    let agent = Agent { config, store, engine, dialogs: HashMap::new(), answered: VecDeque::new() };
+    let udp = Arc::new(std::sync::Mutex::new(None));
+    tokio::spawn(follow_configuration(config.bind, store.clone(), inbound_tx.clone(), udp.clone(), shutdown.clone()));
+    let agent = Agent {
+        config,
+        store,
+        engine,
+        udp,
+        inbound: inbound_tx,
+        shutdown: shutdown.clone(),
+        dialogs: HashMap::new(),
+        answered: VecDeque::new(),
+    };
     tokio::spawn(agent.run(inbound_rx, command_rx, shutdown));
     ua
 }
@@ -103,6 +128,7 @@ async fn follow_configuration(
     address: IpAddr,
     store: Arc<Store>,
     inbound: mpsc::Sender<Inbound>,
+    udp: Arc<std::sync::Mutex<Option<Arc<UdpSocket>>>>,
     shutdown: CancellationToken,
 ) {
     let mut changes = store.changes();
@@ -113,12 +139,14 @@ async fn follow_configuration(
         if running.as_ref().map(|(p, _)| *p) != wanted {
             if let Some((_, stop)) = running.take() {
                 stop.cancel();
+                *udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             }
             if let Some(port) = wanted {
                 let stop = shutdown.child_token();
                 match listen(SocketAddr::new(address, port), inbound.clone(), stop.clone()).await {
-                    Ok(()) => {
+                    Ok(socket) => {
                         tracing::info!(%address, port, "SIP listening on UDP and TCP");
+                        *udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(socket);
                         running = Some((port, stop));
                     }
                     Err(e) => tracing::error!(%address, port, error = %e, "cannot listen for SIP"),
@@ -132,26 +160,45 @@ async fn follow_configuration(
     }
 }
 
-async fn listen(at: SocketAddr, inbound: mpsc::Sender<Inbound>, stop: CancellationToken) -> std::io::Result<()> {
+async fn listen(
+    at: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    stop: CancellationToken,
+) -> std::io::Result<Arc<UdpSocket>> {
     let udp = Arc::new(UdpSocket::bind(at).await?);
     let tcp = TcpListener::bind(at).await?;
-    tokio::spawn(transport::run_udp(udp, inbound.clone(), stop.clone()));
+    tokio::spawn(transport::run_udp(udp.clone(), inbound.clone(), stop.clone()));
     tokio::spawn(transport::run_tcp(tcp, inbound, stop));
-    Ok(())
+    Ok(udp)
 }
 
-/// Where an incoming call is.
+/// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Incoming, ringing here.
     Ringing,
+    /// Outgoing, waiting for the final answer.
+    Calling,
+    /// Outgoing, CANCEL sent, waiting for the 487 to ACK.
+    Cancelling,
+    /// Incoming, 200 sent, waiting for the ACK.
     Answered,
+    /// The dialog is up.
     Confirmed,
 }
 
-/// A 2xx to an INVITE, retransmitted over UDP until its ACK (RFC 3261 13.3.1.4).
+/// Which side started the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Incoming,
+    Outgoing,
+}
+
+/// A message retransmitted over UDP at T1, 2·T1, ... up to T2 (RFC 3261 17.1.1.2, 13.3.1.4):
+/// our 2xx to an INVITE until its ACK, or our INVITE until any answer.
 #[derive(Debug)]
 struct Retransmit {
-    response: SipMessage,
+    message: SipMessage,
     next: Instant,
     interval: Duration,
     give_up: Instant,
@@ -160,17 +207,27 @@ struct Retransmit {
 #[derive(Debug)]
 struct Dialog {
     engine_id: String,
+    side: Side,
+    /// The INVITE: received (incoming) or sent (outgoing, the latest one).
     invite: SipMessage,
     reply: Reply,
     local_tag: String,
     phase: Phase,
-    negotiated: Negotiated,
-    remote_media: SocketAddr,
+    /// Agreed media, once known (at the offer for incoming, at the answer for outgoing).
+    negotiated: Option<(Negotiated, SocketAddr)>,
     local_sdp: String,
     rtp_socket: Option<UdpSocket>,
     rtp: Option<RtpSession>,
     counters: Arc<MediaCounters>,
-    our_cseq: u32,
+    /// Our next CSeq number in this dialog.
+    next_cseq: u32,
+    /// The peer's To tag and Contact URI, once the dialog is up (outgoing).
+    remote_tag: Option<String>,
+    remote_target: Option<String>,
+    /// The account of an outgoing call (credentials for a challenge).
+    account: Option<SipAccount>,
+    auth_tried: bool,
+    /// A 2xx (incoming) or our INVITE (outgoing, UDP) being retransmitted.
     retransmit: Option<Retransmit>,
 }
 
@@ -178,6 +235,11 @@ struct Agent {
     config: UaConfig,
     store: Arc<Store>,
     engine: Arc<CallEngine>,
+    /// The UDP socket of the running listeners, for requests the device sends.
+    udp: Arc<std::sync::Mutex<Option<Arc<UdpSocket>>>>,
+    /// Where messages on connections the device opens go.
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
     /// Dialogs by SIP Call-ID; bounded by the engine's call limit (a refused call gets none).
     dialogs: HashMap<String, Dialog>,
     /// (Call-ID, CSeq, branch) of answered requests and the answer, for retransmissions.
@@ -226,7 +288,7 @@ impl Agent {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 Some(message) = inbound.recv() => self.on_message(message).await,
-                Some(command) = commands.recv() => self.on_command(command),
+                Some(command) = commands.recv() => self.on_command(command).await,
                 _ = tick.tick() => self.retransmit(),
             }
         }
@@ -251,7 +313,7 @@ impl Agent {
 
     async fn on_message(&mut self, Inbound { message, reply, .. }: Inbound) {
         let StartLine::Request { method, .. } = &message.start else {
-            return; // no client transactions yet: stray responses are dropped, as RFC 3261 allows
+            return self.on_response(message);
         };
         let method = method.clone();
         if method != "ACK" {
@@ -364,17 +426,21 @@ impl Agent {
         reply.send(&ringing);
         let dialog = Dialog {
             engine_id: engine_id.clone(),
+            side: Side::Incoming,
             invite,
             reply,
             local_tag: to_tag,
             phase: Phase::Ringing,
-            negotiated,
-            remote_media: SocketAddr::new(remote.address, remote.port),
+            negotiated: Some((negotiated, SocketAddr::new(remote.address, remote.port))),
             local_sdp,
             rtp_socket: Some(socket),
             rtp: None,
             counters: Arc::new(MediaCounters::default()),
-            our_cseq: 1,
+            next_cseq: 1,
+            remote_tag: None,
+            remote_target: None,
+            account: None,
+            auth_tried: false,
             retransmit: None,
         };
         self.dialogs.insert(call_id, dialog);
@@ -435,11 +501,201 @@ impl Agent {
         }
     }
 
+    /// Sends the INVITE of outgoing call `id`.
+    async fn place(&mut self, id: &str, to: &str, account_id: &str) -> Result<(), String> {
+        let (account, config, codecs) = self.store.read(|s| {
+            (
+                s.sip_accounts.get(account_id).cloned(),
+                s.sip_configuration.clone(),
+                s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+            )
+        });
+        let account = account.ok_or("the account is gone")?;
+        let next_hop = account.sip_proxies.first().map_or_else(|| hostport(to), |p| hostport(&p.server));
+        let destination = tokio::net::lookup_host(next_hop.as_str())
+            .await
+            .map_err(|e| format!("cannot resolve {next_hop}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{next_hop} resolves to nothing"))?;
+        let reply = match account.transport {
+            crate::model::sip_account::Transport::Udp => {
+                let socket = self.udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                Reply::Udp { socket: socket.ok_or("SIP is not listening")?, to: destination }
+            }
+            crate::model::sip_account::Transport::Tcp => {
+                transport::connect_tcp(destination, self.inbound.clone(), self.shutdown.clone())
+                    .await
+                    .map_err(|e| format!("cannot connect to {destination}: {e}"))?
+            }
+            crate::model::sip_account::Transport::Tls => return Err("TLS is not emulated yet".into()),
+        };
+        let socket = rtp::bind(self.config.bind, config.rtp_start_port).await.map_err(|e| e.to_string())?;
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+        let local_sdp =
+            sdp::write(rand::thread_rng().gen::<u32>().into(), self.config.address, port, &sdp::offer_formats(&codecs));
+        let host = host_of(self.config.address);
+        let domain = [&account.public_domain, &account.registrar]
+            .into_iter()
+            .find(|d| !d.is_empty())
+            .cloned()
+            .unwrap_or_else(|| host.clone());
+        let display = if account.caller_id.is_empty() {
+            String::new()
+        } else {
+            format!("\"{}\" ", account.caller_id.replace('"', ""))
+        };
+        let local_tag = random_token();
+        let kind = reply.kind();
+        let mut headers = vec![
+            (
+                "Via".to_owned(),
+                format!("SIP/2.0/{} {host}:{};branch=z9hG4bK{};rport", kind.via(), config.sip_port, random_token()),
+            ),
+            ("Max-Forwards".to_owned(), "70".to_owned()),
+            ("From".to_owned(), format!("{display}<sip:{}@{domain}>;tag={local_tag}", account.user_id)),
+            ("To".to_owned(), format!("<{to}>")),
+            ("Call-ID".to_owned(), format!("{}@{host}", random_token())),
+            ("CSeq".to_owned(), "1 INVITE".to_owned()),
+            (
+                "Contact".to_owned(),
+                format!(
+                    "<sip:{}@{host}:{};transport={}>",
+                    account.user_id,
+                    config.sip_port,
+                    kind.via().to_ascii_lowercase()
+                ),
+            ),
+        ];
+        headers.extend(
+            account.sip_proxies.iter().map(|p| ("Route".to_owned(), format!("<sip:{};lr>", hostport(&p.server)))),
+        );
+        headers.push(("Allow".to_owned(), ALLOW.to_owned()));
+        headers.push(("Content-Type".to_owned(), "application/sdp".to_owned()));
+        let invite = SipMessage {
+            start: StartLine::Request { method: "INVITE".into(), uri: to.to_owned() },
+            headers,
+            body: Bytes::from(local_sdp.clone()),
+        };
+        reply.send(&invite);
+        let now = Instant::now();
+        let retransmit = (kind == Kind::Udp).then(|| Retransmit {
+            message: invite.clone(),
+            next: now + T1,
+            interval: T1,
+            give_up: now + T1 * 64,
+        });
+        let call_id = invite.header("Call-ID").unwrap_or_default().to_owned();
+        self.dialogs.insert(
+            call_id,
+            Dialog {
+                engine_id: id.to_owned(),
+                side: Side::Outgoing,
+                invite,
+                reply,
+                local_tag,
+                phase: Phase::Calling,
+                negotiated: None,
+                local_sdp,
+                rtp_socket: Some(socket),
+                rtp: None,
+                counters: Arc::new(MediaCounters::default()),
+                next_cseq: 2,
+                remote_tag: None,
+                remote_target: None,
+                account: Some(account),
+                auth_tried: false,
+                retransmit,
+            },
+        );
+        Ok(())
+    }
+
+    /// A response to a request the device sent.
+    fn on_response(&mut self, response: SipMessage) {
+        let Some(code) = response.code() else { return };
+        let call_id = response.header("Call-ID").unwrap_or_default().to_owned();
+        if response.method() != "INVITE" {
+            return; // answers to our BYE and CANCEL need nothing more
+        }
+        let Some(d) = self.dialogs.get_mut(&call_id).filter(|d| d.side == Side::Outgoing) else { return };
+        if response.cseq().map(|(n, _)| n) != d.invite.cseq().map(|(n, _)| n) {
+            return; // a late answer to an INVITE we already replaced
+        }
+        d.retransmit = None; // any answer stops Timer A
+        match code {
+            100..=199 => {}
+            200..=299 => {
+                d.remote_tag = response.header("To").and_then(tag_of).map(str::to_owned);
+                d.remote_target = response.header("Contact").map(|c| uri_of(c).to_owned());
+                let ack = ack_for(&d.invite, &response, d.remote_target.as_deref(), &self.config, d.reply.kind());
+                d.reply.send(&ack);
+                match d.phase {
+                    Phase::Calling => {
+                        let codecs =
+                            self.store.read(|s| s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
+                        let answer = std::str::from_utf8(&response.body).ok().and_then(|b| sdp::parse(b).ok());
+                        d.negotiated = answer
+                            .and_then(|a| sdp::negotiate(&a, &codecs).map(|n| (n, SocketAddr::new(a.address, a.port))));
+                        d.phase = Phase::Confirmed;
+                        start_media(d, &self.engine);
+                        self.engine.transition(&d.engine_id, CallState::Active, Reason::AcceptedByRemote);
+                    }
+                    Phase::Cancelling => {
+                        // The answer crossed our CANCEL: the call is over, end the dialog it made.
+                        let mut d = self.dialogs.remove(&call_id).expect("dialog present");
+                        {
+                            let bye = bye_for(&mut d, &self.config);
+                            d.reply.send(&bye)
+                        };
+                    }
+                    _ => {} // a retransmitted 2xx: ACKed again above
+                }
+            }
+            401 | 407 if !d.auth_tried && d.phase == Phase::Calling => {
+                let ack = ack_for(&d.invite, &response, None, &self.config, d.reply.kind());
+                d.reply.send(&ack);
+                match authorized_invite(d, &response) {
+                    Some(invite) => {
+                        d.reply.send(&invite);
+                        if d.reply.kind() == Kind::Udp {
+                            let now = Instant::now();
+                            d.retransmit = Some(Retransmit {
+                                message: invite.clone(),
+                                next: now + T1,
+                                interval: T1,
+                                give_up: now + T1 * 64,
+                            });
+                        }
+                        d.invite = invite;
+                        d.auth_tried = true;
+                    }
+                    None => self.fail(&call_id, Reason::Failed),
+                }
+            }
+            _ => {
+                let ack = ack_for(&d.invite, &response, None, &self.config, d.reply.kind());
+                d.reply.send(&ack);
+                let reason = match code {
+                    486 | 600 => Reason::Busy,
+                    _ => Reason::Failed,
+                };
+                self.fail(&call_id, reason);
+            }
+        }
+    }
+
+    /// Ends outgoing dialog `call_id` with `reason` (a no-op for the engine if the call already ended).
+    fn fail(&mut self, call_id: &str, reason: Reason) {
+        if let Some(d) = self.dialogs.remove(call_id) {
+            self.engine.transition(&d.engine_id, CallState::Terminated, reason);
+        }
+    }
+
     fn dialog_of(&mut self, engine_id: &str) -> Option<String> {
         self.dialogs.iter().find(|(_, d)| d.engine_id == engine_id).map(|(c, _)| c.clone())
     }
 
-    fn on_command(&mut self, command: Command) {
+    async fn on_command(&mut self, command: Command) {
         match command {
             Command::Answered(id) => {
                 let Some(call_id) = self.dialog_of(&id) else { return };
@@ -455,28 +711,40 @@ impl Agent {
                 ok.body = Bytes::from(d.local_sdp.clone());
                 d.reply.send(&ok);
                 d.phase = Phase::Answered;
-                if let Some(socket) = d.rtp_socket.take() {
-                    let n = d.negotiated;
-                    d.rtp =
-                        Some(RtpSession::start(socket, d.remote_media, n.codec, n.payload_type, d.counters.clone()));
-                    self.engine.set_media(&id, n.codec.name(), d.counters.clone());
-                }
+                start_media(d, &self.engine);
                 if d.reply.kind() == Kind::Udp {
                     let now = Instant::now();
                     d.retransmit =
-                        Some(Retransmit { response: ok, next: now + T1, interval: T1, give_up: now + T1 * 64 });
+                        Some(Retransmit { message: ok, next: now + T1, interval: T1, give_up: now + T1 * 64 });
                 }
             }
             Command::Ended(id, reason) => {
                 let Some(call_id) = self.dialog_of(&id) else { return };
-                let Some(d) = self.dialogs.remove(&call_id) else { return };
+                let Some(mut d) = self.dialogs.remove(&call_id) else { return };
                 match d.phase {
                     Phase::Ringing => {
                         let code = if reason == Reason::Denied { (603, "Decline") } else { (486, "Busy Here") };
                         let r = d.invite.response(code.0, code.1, Some(&d.local_tag));
                         self.respond(&d.invite.clone(), &d.reply, r);
                     }
-                    Phase::Answered | Phase::Confirmed => d.reply.send(&bye_for(&d, &self.config)),
+                    Phase::Calling => {
+                        // CANCEL the INVITE; the dialog stays to ACK the 487 that follows.
+                        d.reply.send(&cancel_for(&d.invite));
+                        d.phase = Phase::Cancelling;
+                        d.retransmit = None;
+                        self.dialogs.insert(call_id, d);
+                    }
+                    Phase::Cancelling => {}
+                    Phase::Answered | Phase::Confirmed => {
+                        let bye = bye_for(&mut d, &self.config);
+                        d.reply.send(&bye)
+                    }
+                }
+            }
+            Command::Place { id, to, account } => {
+                if let Err(why) = self.place(&id, &to, &account).await {
+                    tracing::info!(id, to, why, "outgoing call failed");
+                    self.engine.transition(&id, CallState::Terminated, Reason::Failed);
                 }
             }
         }
@@ -491,41 +759,175 @@ impl Agent {
                 // Timer H: no ACK ever came; the call cannot stand (RFC 3261 13.3.1.4).
                 gave_up.push(call_id.clone());
             } else if now >= r.next {
-                d.reply.send(&r.response);
+                d.reply.send(&r.message);
                 r.interval = (r.interval * 2).min(T2);
                 r.next = now + r.interval;
             }
         }
         for call_id in gave_up {
-            if let Some(d) = self.dialogs.remove(&call_id) {
-                d.reply.send(&bye_for(&d, &self.config));
+            if let Some(mut d) = self.dialogs.remove(&call_id) {
+                if d.side == Side::Incoming {
+                    {
+                        let bye = bye_for(&mut d, &self.config);
+                        d.reply.send(&bye)
+                    };
+                }
+                // Incoming: Timer H, no ACK; outgoing: Timer B, no answer at all.
                 self.engine.transition(&d.engine_id, CallState::Terminated, Reason::Failed);
             }
         }
     }
 }
 
-/// A BYE within the dialog of incoming call `d`.
-fn bye_for(d: &Dialog, config: &UaConfig) -> SipMessage {
+/// A BYE within the dialog `d` (either direction); takes the next CSeq.
+fn bye_for(d: &mut Dialog, config: &UaConfig) -> SipMessage {
     let invite = &d.invite;
-    let target = invite.header("Contact").map(uri_of).or_else(|| invite.header("From").map(uri_of)).unwrap_or_default();
-    let from = invite.header("To").unwrap_or_default();
-    let from = if tag_of(from).is_some() { from.to_owned() } else { format!("{from};tag={}", d.local_tag) };
-    let host = match config.address {
+    let (target, from, to) = match d.side {
+        Side::Incoming => {
+            let target =
+                invite.header("Contact").map(uri_of).or_else(|| invite.header("From").map(uri_of)).unwrap_or_default();
+            let from = invite.header("To").unwrap_or_default();
+            let from = if tag_of(from).is_some() { from.to_owned() } else { format!("{from};tag={}", d.local_tag) };
+            (target.to_owned(), from, invite.header("From").unwrap_or_default().to_owned())
+        }
+        Side::Outgoing => {
+            let to = invite.header("To").unwrap_or_default();
+            let to = match &d.remote_tag {
+                Some(tag) if tag_of(to).is_none() => format!("{to};tag={tag}"),
+                _ => to.to_owned(),
+            };
+            let target =
+                d.remote_target.clone().unwrap_or_else(|| uri_of(invite.header("To").unwrap_or_default()).to_owned());
+            (target, invite.header("From").unwrap_or_default().to_owned(), to)
+        }
+    };
+    let cseq = d.next_cseq;
+    d.next_cseq += 1;
+    let mut headers = vec![
+        (
+            "Via".into(),
+            format!(
+                "SIP/2.0/{} {};branch=z9hG4bK{};rport",
+                d.reply.kind().via(),
+                host_of(config.address),
+                random_token()
+            ),
+        ),
+        ("Max-Forwards".into(), "70".into()),
+        ("From".into(), from),
+        ("To".into(), to),
+        ("Call-ID".into(), invite.header("Call-ID").unwrap_or_default().to_owned()),
+        ("CSeq".into(), format!("{cseq} BYE")),
+    ];
+    if d.side == Side::Outgoing {
+        headers.extend(invite.headers.iter().filter(|(n, _)| n == "Route").cloned());
+    }
+    SipMessage { start: StartLine::Request { method: "BYE".into(), uri: target }, headers, body: Bytes::new() }
+}
+
+/// A CANCEL for our INVITE (RFC 3261 9.1): same Request-URI, Via, From, To, Call-ID, Route and
+/// CSeq number.
+fn cancel_for(invite: &SipMessage) -> SipMessage {
+    let StartLine::Request { uri, .. } = &invite.start else { return invite.clone() };
+    let number = invite.cseq().map(|(n, _)| n).unwrap_or(1);
+    let mut headers: Vec<(String, String)> = invite
+        .headers
+        .iter()
+        .filter(|(n, _)| matches!(n.as_str(), "Via" | "From" | "To" | "Call-ID" | "Route" | "Max-Forwards"))
+        .cloned()
+        .collect();
+    headers.push(("CSeq".into(), format!("{number} CANCEL")));
+    SipMessage { start: StartLine::Request { method: "CANCEL".into(), uri: uri.clone() }, headers, body: Bytes::new() }
+}
+
+/// The ACK for a final response to our INVITE: for a 2xx a new transaction to the remote target,
+/// for an error the same branch (RFC 3261 17.1.1.3).
+fn ack_for(
+    invite: &SipMessage,
+    response: &SipMessage,
+    target: Option<&str>,
+    config: &UaConfig,
+    kind: Kind,
+) -> SipMessage {
+    let StartLine::Request { uri, .. } = &invite.start else { return invite.clone() };
+    let success = response.code().is_some_and(|c| (200..300).contains(&c));
+    let via = if success {
+        format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", kind.via(), host_of(config.address), random_token())
+    } else {
+        invite.header("Via").unwrap_or_default().to_owned()
+    };
+    let number = invite.cseq().map(|(n, _)| n).unwrap_or(1);
+    let mut headers = vec![
+        ("Via".to_owned(), via),
+        ("Max-Forwards".to_owned(), "70".to_owned()),
+        ("From".to_owned(), invite.header("From").unwrap_or_default().to_owned()),
+        ("To".to_owned(), response.header("To").unwrap_or_default().to_owned()),
+        ("Call-ID".to_owned(), invite.header("Call-ID").unwrap_or_default().to_owned()),
+        ("CSeq".to_owned(), format!("{number} ACK")),
+    ];
+    headers.extend(invite.headers.iter().filter(|(n, _)| n == "Route").cloned());
+    let uri = if success { target.unwrap_or(uri).to_owned() } else { uri.clone() };
+    SipMessage { start: StartLine::Request { method: "ACK".into(), uri }, headers, body: Bytes::new() }
+}
+
+/// The INVITE again with credentials for the challenge in `response` (RFC 3261 22.2), from
+/// the account's AuthenticationId (or UserId) and Password; `None` without a usable challenge.
+fn authorized_invite(d: &mut Dialog, response: &SipMessage) -> Option<SipMessage> {
+    let account = d.account.as_ref()?;
+    let (challenge_header, answer_header) = match response.code() {
+        Some(407) => ("Proxy-Authenticate", "Proxy-Authorization"),
+        _ => ("WWW-Authenticate", "Authorization"),
+    };
+    let mut prompt = digest_auth::parse(response.header(challenge_header)?).ok()?;
+    let StartLine::Request { uri, .. } = &d.invite.start else { return None };
+    let user = if account.authentication_id.is_empty() { &account.user_id } else { &account.authentication_id };
+    let context = digest_auth::AuthContext::new_with_method(
+        user.as_str(),
+        account.password.as_str(),
+        uri.as_str(),
+        Option::<&[u8]>::None,
+        digest_auth::HttpMethod("INVITE".into()),
+    );
+    let answer = prompt.respond(&context).ok()?;
+    let mut invite = d.invite.clone();
+    let cseq = d.next_cseq;
+    d.next_cseq += 1;
+    invite.set_header("CSeq", format!("{cseq} INVITE"));
+    if let Some(via) = invite.header("Via").map(|v| v.split(";branch=").next().unwrap_or(v).to_owned()) {
+        invite.set_header("Via", format!("{via};branch=z9hG4bK{};rport", random_token()));
+    }
+    invite.set_header(answer_header, answer.to_header_string());
+    // Keep the header order sensible: Via first.
+    invite.headers.sort_by_key(|(n, _)| n != "Via");
+    Some(invite)
+}
+
+/// Starts the RTP of an answered call and tells the engine its codec and counters.
+fn start_media(d: &mut Dialog, engine: &CallEngine) {
+    if let (Some(socket), Some((n, remote))) = (d.rtp_socket.take(), d.negotiated) {
+        d.rtp = Some(RtpSession::start(socket, remote, n.codec, n.payload_type, d.counters.clone()));
+        engine.set_media(&d.engine_id, n.codec.name(), d.counters.clone());
+    }
+}
+
+/// An address as a URI host: IPv6 in brackets.
+fn host_of(address: IpAddr) -> String {
+    match address {
         IpAddr::V6(v6) => format!("[{v6}]"),
         v4 => v4.to_string(),
-    };
-    SipMessage {
-        start: StartLine::Request { method: "BYE".into(), uri: target.to_owned() },
-        headers: vec![
-            ("Via".into(), format!("SIP/2.0/{} {host};branch=z9hG4bK{};rport", d.reply.kind().via(), random_token())),
-            ("Max-Forwards".into(), "70".into()),
-            ("From".into(), from),
-            ("To".into(), invite.header("From").unwrap_or_default().to_owned()),
-            ("Call-ID".into(), invite.header("Call-ID").unwrap_or_default().to_owned()),
-            ("CSeq".into(), format!("{} BYE", d.our_cseq)),
-        ],
-        body: Bytes::new(),
+    }
+}
+
+/// The `host[:port]` a SIP URI or proxy address points at, with 5060 as the default port.
+fn hostport(uri: &str) -> String {
+    let rest = uri.strip_prefix("sips:").or_else(|| uri.strip_prefix("sip:")).unwrap_or(uri);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host = rest.split([';', '?', '>']).next().unwrap_or(rest);
+    let has_port = if host.starts_with('[') { host.contains("]:") } else { host.contains(':') };
+    if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:5060")
     }
 }
 

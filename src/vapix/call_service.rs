@@ -288,7 +288,9 @@ impl CallService {
     fn sip_account_status(&self, f: &Fields<'_>, ctx: &RequestContext) -> Result<Value, Fault> {
         let id = one_id(f, "SIPAccountId")?;
         let status = self.store.read(|s| {
-            s.sip_accounts.get(&id).map(|a| SipAccountStatus::of(a, &s.sip_configuration, &ctx.device_host, None))
+            s.sip_accounts.get(&id).map(|a| {
+                SipAccountStatus::of(a, &s.sip_configuration, &ctx.device_host, self.store.registration(&a.id).as_ref())
+            })
         });
         let status = status.ok_or_else(|| Fault::not_found(format!("no SIPAccount {id:?}")))?;
         Ok(json!({ "SIPAccountStatus": to_value(status) }))
@@ -300,7 +302,14 @@ impl CallService {
             s.sip_accounts
                 .values()
                 .filter(|a| ids.is_empty() || ids.contains(&a.id))
-                .map(|a| SipAccountStatus::of(a, &s.sip_configuration, &ctx.device_host, None))
+                .map(|a| {
+                    SipAccountStatus::of(
+                        a,
+                        &s.sip_configuration,
+                        &ctx.device_host,
+                        self.store.registration(&a.id).as_ref(),
+                    )
+                })
                 .collect()
         });
         Ok(json!({ "SIPAccountStatus": to_value(statuses) }))
