@@ -1,7 +1,11 @@
 //! SIP: message parsing and framing (sans I/O). The transports, transactions, registration and
 //! calls of the user agent build on this.
 
+pub mod address;
+pub mod digest;
 pub mod message;
+pub mod network;
+pub mod registration;
 pub mod sdp;
 pub mod transport;
 pub mod ua;

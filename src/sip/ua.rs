@@ -13,8 +13,10 @@
 //!
 //! One task owns all dialogs; the engine reaches it through [`Signalling`], which only queues.
 //!
-//! Not implemented yet: registration, TLS, retransmission of our BYE/CANCEL (sent once),
-//! authentication of incoming requests.
+//! Accounts with a registrar register (see [`registration`]).
+//!
+//! Not implemented yet: TLS, retransmission of our BYE/CANCEL (sent once), authentication of
+//! incoming requests.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +30,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::address::{host_of, hostport, random_token, uri_of};
+use super::digest;
 use super::message::{has_tag, tag_of, SipMessage, StartLine};
+use super::network::Network;
+use super::registration::{self, Registrations};
 use super::sdp::{self, Negotiated};
 use super::transport::{self, Inbound, Kind, Reply};
 use crate::calls::{CallEngine, CallState, MediaCounters, Reason, Signalling};
@@ -113,9 +119,8 @@ pub fn start(config: UaConfig, store: Arc<Store>, engine: Arc<CallEngine>, shutd
         config,
         store,
         engine,
-        udp,
-        inbound: inbound_tx,
-        shutdown: shutdown.clone(),
+        network: Network { udp, inbound: inbound_tx, shutdown: shutdown.clone() },
+        registrations: Registrations::default(),
         dialogs: HashMap::new(),
         answered: VecDeque::new(),
     };
@@ -235,27 +240,14 @@ struct Agent {
     config: UaConfig,
     store: Arc<Store>,
     engine: Arc<CallEngine>,
-    /// The UDP socket of the running listeners, for requests the device sends.
-    udp: Arc<std::sync::Mutex<Option<Arc<UdpSocket>>>>,
-    /// Where messages on connections the device opens go.
-    inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
+    /// How requests the device sends leave it.
+    network: Network,
+    /// Registration of the accounts that register.
+    registrations: Registrations,
     /// Dialogs by SIP Call-ID; bounded by the engine's call limit (a refused call gets none).
     dialogs: HashMap<String, Dialog>,
     /// (Call-ID, CSeq, branch) of answered requests and the answer, for retransmissions.
     answered: VecDeque<(String, SipMessage)>,
-}
-
-fn random_token() -> String {
-    let n: u64 = rand::thread_rng().gen();
-    format!("{n:016x}")
-}
-
-fn uri_of(name_addr: &str) -> &str {
-    match (name_addr.find('<'), name_addr.find('>')) {
-        (Some(a), Some(b)) if a < b => &name_addr[a + 1..b],
-        _ => name_addr.split(';').next().unwrap_or(name_addr).trim(),
-    }
 }
 
 /// Whether `caller` is the address-of-record `listed`: scheme, user and host equal (case-
@@ -284,12 +276,23 @@ impl Agent {
         shutdown: CancellationToken,
     ) {
         let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let mut changes = self.store.changes();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 Some(message) = inbound.recv() => self.on_message(message).await,
                 Some(command) = commands.recv() => self.on_command(command).await,
-                _ = tick.tick() => self.retransmit(),
+                Ok(()) = changes.changed() => {
+                    // Let the listeners follow first, so a REGISTER has a socket to leave on.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let ctx = registration::Context { store: &self.store, network: &self.network, address: self.config.address };
+                    self.registrations.reconcile(&ctx).await;
+                }
+                _ = tick.tick() => {
+                    self.retransmit();
+                    let ctx = registration::Context { store: &self.store, network: &self.network, address: self.config.address };
+                    self.registrations.tick(&ctx).await;
+                }
             }
         }
     }
@@ -313,6 +316,12 @@ impl Agent {
 
     async fn on_message(&mut self, Inbound { message, reply, .. }: Inbound) {
         let StartLine::Request { method, .. } = &message.start else {
+            if message.method() == "REGISTER" {
+                let ctx =
+                    registration::Context { store: &self.store, network: &self.network, address: self.config.address };
+                self.registrations.on_response(&message, &ctx).await;
+                return;
+            }
             return self.on_response(message);
         };
         let method = method.clone();
@@ -512,23 +521,7 @@ impl Agent {
         });
         let account = account.ok_or("the account is gone")?;
         let next_hop = account.sip_proxies.first().map_or_else(|| hostport(to), |p| hostport(&p.server));
-        let destination = tokio::net::lookup_host(next_hop.as_str())
-            .await
-            .map_err(|e| format!("cannot resolve {next_hop}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("{next_hop} resolves to nothing"))?;
-        let reply = match account.transport {
-            crate::model::sip_account::Transport::Udp => {
-                let socket = self.udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-                Reply::Udp { socket: socket.ok_or("SIP is not listening")?, to: destination }
-            }
-            crate::model::sip_account::Transport::Tcp => {
-                transport::connect_tcp(destination, self.inbound.clone(), self.shutdown.clone())
-                    .await
-                    .map_err(|e| format!("cannot connect to {destination}: {e}"))?
-            }
-            crate::model::sip_account::Transport::Tls => return Err("TLS is not emulated yet".into()),
-        };
+        let reply = self.network.path(account.transport, &next_hop).await?;
         let socket = rtp::bind(self.config.bind, config.rtp_start_port).await.map_err(|e| e.to_string())?;
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
         let local_sdp =
@@ -870,25 +863,13 @@ fn ack_for(
     SipMessage { start: StartLine::Request { method: "ACK".into(), uri }, headers, body: Bytes::new() }
 }
 
-/// The INVITE again with credentials for the challenge in `response` (RFC 3261 22.2), from
-/// the account's AuthenticationId (or UserId) and Password; `None` without a usable challenge.
+/// The INVITE again with credentials for the challenge in `response`, from the account's
+/// AuthenticationId (or UserId) and Password; `None` without a usable challenge.
 fn authorized_invite(d: &mut Dialog, response: &SipMessage) -> Option<SipMessage> {
     let account = d.account.as_ref()?;
-    let (challenge_header, answer_header) = match response.code() {
-        Some(407) => ("Proxy-Authenticate", "Proxy-Authorization"),
-        _ => ("WWW-Authenticate", "Authorization"),
-    };
-    let mut prompt = digest_auth::parse(response.header(challenge_header)?).ok()?;
     let StartLine::Request { uri, .. } = &d.invite.start else { return None };
     let user = if account.authentication_id.is_empty() { &account.user_id } else { &account.authentication_id };
-    let context = digest_auth::AuthContext::new_with_method(
-        user.as_str(),
-        account.password.as_str(),
-        uri.as_str(),
-        Option::<&[u8]>::None,
-        digest_auth::HttpMethod("INVITE".into()),
-    );
-    let answer = prompt.respond(&context).ok()?;
+    let (header, value) = digest::answer(response, "INVITE", uri, user, &account.password)?;
     let mut invite = d.invite.clone();
     let cseq = d.next_cseq;
     d.next_cseq += 1;
@@ -896,7 +877,7 @@ fn authorized_invite(d: &mut Dialog, response: &SipMessage) -> Option<SipMessage
     if let Some(via) = invite.header("Via").map(|v| v.split(";branch=").next().unwrap_or(v).to_owned()) {
         invite.set_header("Via", format!("{via};branch=z9hG4bK{};rport", random_token()));
     }
-    invite.set_header(answer_header, answer.to_header_string());
+    invite.set_header(header, value);
     // Keep the header order sensible: Via first.
     invite.headers.sort_by_key(|(n, _)| n != "Via");
     Some(invite)
@@ -907,27 +888,6 @@ fn start_media(d: &mut Dialog, engine: &CallEngine) {
     if let (Some(socket), Some((n, remote))) = (d.rtp_socket.take(), d.negotiated) {
         d.rtp = Some(RtpSession::start(socket, remote, n.codec, n.payload_type, d.counters.clone()));
         engine.set_media(&d.engine_id, n.codec.name(), d.counters.clone());
-    }
-}
-
-/// An address as a URI host: IPv6 in brackets.
-fn host_of(address: IpAddr) -> String {
-    match address {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    }
-}
-
-/// The `host[:port]` a SIP URI or proxy address points at, with 5060 as the default port.
-fn hostport(uri: &str) -> String {
-    let rest = uri.strip_prefix("sips:").or_else(|| uri.strip_prefix("sip:")).unwrap_or(uri);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let host = rest.split([';', '?', '>']).next().unwrap_or(rest);
-    let has_port = if host.starts_with('[') { host.contains("]:") } else { host.contains(':') };
-    if has_port {
-        host.to_owned()
-    } else {
-        format!("{host}:5060")
     }
 }
 
