@@ -28,6 +28,14 @@ pub struct Cli {
     #[arg(long, env = "DOORSIM_AUTO_ANSWER", value_name = "SECS", value_parser = parse_seconds)]
     pub auto_answer: Option<std::time::Duration>,
 
+    /// PEM certificate chain for SIP over TLS (default: a self-signed certificate made at start).
+    #[arg(long, env = "DOORSIM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "DOORSIM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Run every device timer N times faster (CallingTimeout, VMS Timeout, retention...).
     #[arg(long, env = "DOORSIM_TIME_SCALE", default_value_t = 1.0, value_parser = parse_time_scale)]
     pub time_scale: f64,

@@ -16,7 +16,7 @@ use crate::http::{server, App};
 use crate::io::IoPorts;
 use crate::profile::Profile;
 use crate::rtsp::{self, RtspContext};
-use crate::sip::{self, ua::UaConfig};
+use crate::sip::{self, tls::Tls, ua::UaConfig};
 use crate::store::Store;
 use crate::vapix::call_service::CallService;
 use crate::vapix::event_stream::EventStream;
@@ -40,6 +40,8 @@ pub struct DeviceConfig {
     pub sip_addr: Option<std::net::IpAddr>,
     /// Answer incoming SIP calls after this long (device time), or never.
     pub auto_answer: Option<std::time::Duration>,
+    /// PEM certificate chain and private key for SIP over TLS (a self-signed pair when `None`).
+    pub tls_cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// A running device.
@@ -74,10 +76,16 @@ impl Device {
         let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
         let sip_bind = config.sip_addr.unwrap_or_else(|| http_addr.ip());
         let sip_address = if sip_bind.is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { sip_bind };
+        let tls = Tls::new(
+            config.tls_cert_and_key.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            vec![sip_address.to_string(), "doorsim".to_owned()],
+        )
+        .map_err(std::io::Error::other)?;
         let ua_config = UaConfig {
             bind: sip_bind,
             address: sip_address,
             auto_answer: config.auto_answer.map(|d| engine.scaled(d)),
+            tls,
         };
         sip::ua::start(ua_config, store.clone(), engine.clone(), shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();

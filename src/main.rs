@@ -37,11 +37,12 @@ async fn main() -> std::process::ExitCode {
         profile,
         sip_addr: cli.sip_addr,
         auto_answer: cli.auto_answer,
+        tls_cert_and_key: cli.tls_cert.clone().zip(cli.tls_key.clone()),
     };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("doorsim: cannot listen on {}: {e}", cli.http);
+            eprintln!("doorsim: cannot start: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };

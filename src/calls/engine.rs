@@ -111,8 +111,8 @@ struct Entry {
     state: watch::Sender<CallState>,
     /// The stream kind that answered (or started) this VMS call.
     vms_kind: Option<StreamKind>,
-    /// RTP counters of a SIP call once media runs.
-    media: Option<Arc<MediaCounters>>,
+    /// RTP counters of a SIP call once media runs, and the SIP transport it was set up on.
+    media: Option<(Arc<MediaCounters>, String)>,
 }
 
 #[derive(Debug)]
@@ -376,19 +376,20 @@ impl CallEngine {
         Ok(id)
     }
 
-    /// Records the media of a SIP call: its codec and RTP counters.
-    pub fn set_media(&self, id: &str, codec: &str, counters: Arc<MediaCounters>) {
+    /// Records the media of a SIP call: its codec, the SIP transport (`UDP`, `TCP`, `TLS`) and
+    /// its RTP counters.
+    pub fn set_media(&self, id: &str, codec: &str, transport: &str, counters: Arc<MediaCounters>) {
         if let Some(e) = self.lock().calls.get_mut(id) {
             e.status.audio_codec = Some(codec.to_owned());
-            e.media = Some(counters);
+            e.media = Some((counters, transport.to_owned()));
         }
     }
 
-    /// RTP packets (sent, received) of call `id`, once its media runs.
-    pub fn media_counts(&self, id: &str) -> Option<(u64, u64)> {
+    /// RTP packets (sent, received) and the SIP transport of call `id`, once its media runs.
+    pub fn media_counts(&self, id: &str) -> Option<(u64, u64, String)> {
         let reg = self.lock();
-        let m = reg.calls.get(id)?.media.as_ref()?;
-        Some((m.sent.load(Ordering::Relaxed), m.received.load(Ordering::Relaxed)))
+        let (m, transport) = reg.calls.get(id)?.media.as_ref()?;
+        Some((m.sent.load(Ordering::Relaxed), m.received.load(Ordering::Relaxed), transport.clone()))
     }
 
     fn ringing_incoming(&self, id: &str) -> Result<(), CallError> {

@@ -90,8 +90,8 @@ impl Control {
             "Streams": {"AudioFromDevice": counts[0], "AudioToDevice": counts[1], "VideoFromDevice": counts[2]},
             "Calls": serde_json::to_value(self.engine.statuses(&[])).unwrap_or(Value::Null),
             "Media": self.engine.statuses(&[]).iter().filter_map(|s| {
-                let (sent, received) = self.engine.media_counts(&s.call_id)?;
-                Some((s.call_id.clone(), json!({"RtpSent": sent, "RtpReceived": received})))
+                let (sent, received, transport) = self.engine.media_counts(&s.call_id)?;
+                Some((s.call_id.clone(), json!({"RtpSent": sent, "RtpReceived": received, "SipTransport": transport})))
             }).collect::<serde_json::Map<String, Value>>(),
         })
     }

@@ -7,5 +7,6 @@ pub mod message;
 pub mod network;
 pub mod registration;
 pub mod sdp;
+pub mod tls;
 pub mod transport;
 pub mod ua;

@@ -1,5 +1,5 @@
-//! How requests the device originates leave it: over the listening UDP socket, or on a TCP
-//! connection opened for them whose answers flow back like any received message.
+//! How requests the device originates leave it: over the listening UDP socket, or on a TCP or
+//! TLS connection opened for them whose answers flow back like any received message.
 
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +7,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::tls::Tls;
 use super::transport::{self, Inbound, Reply};
 use crate::model::sip_account::Transport;
 
@@ -19,11 +20,14 @@ pub struct Network {
     pub inbound: mpsc::Sender<Inbound>,
     /// Stops those connections.
     pub shutdown: CancellationToken,
+    /// TLS client sides.
+    pub tls: Tls,
 }
 
 impl Network {
-    /// A path to `hostport` (`host:port`, resolved now) over `transport`.
-    pub async fn path(&self, transport: Transport, hostport: &str) -> Result<Reply, String> {
+    /// A path to `hostport` (`host:port`, resolved now) over `transport`; TLS verifies the
+    /// server when `verify` is set.
+    pub async fn path(&self, transport: Transport, hostport: &str, verify: bool) -> Result<Reply, String> {
         let destination = tokio::net::lookup_host(hostport)
             .await
             .map_err(|e| format!("cannot resolve {hostport}: {e}"))?
@@ -34,10 +38,17 @@ impl Network {
                 let socket = self.udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
                 Ok(Reply::Udp { socket: socket.ok_or("SIP is not listening")?, to: destination })
             }
-            Transport::Tcp => transport::connect_tcp(destination, self.inbound.clone(), self.shutdown.clone())
+            Transport::Tcp => transport::connect(destination, None, self.inbound.clone(), self.shutdown.clone())
                 .await
                 .map_err(|e| format!("cannot connect to {destination}: {e}")),
-            Transport::Tls => Err("TLS is not emulated yet".into()),
+            Transport::Tls => {
+                let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
+                let name = Tls::server_name(host)?;
+                let connector = if verify { self.tls.verifying.clone() } else { self.tls.trusting.clone() };
+                transport::connect(destination, Some((connector, name)), self.inbound.clone(), self.shutdown.clone())
+                    .await
+                    .map_err(|e| format!("cannot connect with TLS to {destination}: {e}"))
+            }
         }
     }
 }

@@ -38,6 +38,7 @@ struct Params {
     domain: String,
     registrar: String,
     transport: Transport,
+    verify: bool,
     interval: u32,
 }
 
@@ -65,6 +66,7 @@ impl Params {
             domain: domain.clone(),
             registrar: registrar.clone(),
             transport: account.transport,
+            verify: account.verify_server_certificate,
             interval: u32::try_from(interval).unwrap_or(3600),
         })
     }
@@ -253,7 +255,7 @@ async fn send(e: &mut Entry, expires: u32, ctx: &Context<'_>) {
 /// Sends a REGISTER (a new CSeq each time), optionally with credentials.
 async fn send_with(e: &mut Entry, expires: u32, credentials: Option<(&'static str, String)>, ctx: &Context<'_>) {
     if e.reply.is_none() {
-        match ctx.network.path(e.params.transport, &hostport(&e.params.registrar)).await {
+        match ctx.network.path(e.params.transport, &hostport(&e.params.registrar), e.params.verify).await {
             Ok(r) => e.reply = Some(r),
             Err(why) => {
                 tracing::info!(registrar = %e.params.registrar, why, "cannot reach the registrar");

@@ -1,15 +1,18 @@
-//! SIP transports: UDP datagrams and TCP streams (framed by Content-Length) on the configured
-//! SIPPort. Each received message goes to the user agent with the path to answer it on; a message
+//! SIP transports: UDP datagrams, and TCP and TLS streams (framed by Content-Length), on the
+//! configured SIPPort and SIPTLSPort. Each received message goes to the user agent with the path to answer it on; a message
 //! that cannot be parsed is answered here (400/505) when it carries a Via, and dropped otherwise.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::message::{error_response, frame, Framing, SipMessage, MAX_MESSAGE};
 
@@ -20,6 +23,8 @@ pub const INBOUND_QUEUE: usize = 1024;
 const MAX_TCP: usize = 256;
 /// Messages waiting to be written on one TCP connection.
 const OUTBOUND_QUEUE: usize = 64;
+/// A TLS handshake must finish within this time.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Which transport a message came on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,8 @@ pub enum Kind {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS over TCP.
+    Tls,
 }
 
 impl Kind {
@@ -36,6 +43,7 @@ impl Kind {
         match self {
             Kind::Udp => "UDP",
             Kind::Tcp => "TCP",
+            Kind::Tls => "TLS",
         }
     }
 }
@@ -50,8 +58,8 @@ pub enum Reply {
         /// The peer's source address (symmetric response routing, as with `rport`).
         to: SocketAddr,
     },
-    /// On the same TCP connection.
-    Tcp(mpsc::Sender<Vec<u8>>),
+    /// On the same stream connection (TCP or TLS).
+    Stream(mpsc::Sender<Vec<u8>>, Kind),
 }
 
 impl Reply {
@@ -64,7 +72,7 @@ impl Reply {
                     tracing::debug!(error = %e, "SIP send failed");
                 }
             }
-            Reply::Tcp(tx) => {
+            Reply::Stream(tx, _) => {
                 if tx.try_send(bytes).is_err() {
                     tracing::debug!("SIP connection closed or congested");
                 }
@@ -76,7 +84,7 @@ impl Reply {
     pub fn kind(&self) -> Kind {
         match self {
             Reply::Udp { .. } => Kind::Udp,
-            Reply::Tcp(_) => Kind::Tcp,
+            Reply::Stream(_, kind) => *kind,
         }
     }
 }
@@ -133,8 +141,14 @@ pub async fn run_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, shu
     }
 }
 
-/// Accepts TCP connections on `listener` until `shutdown`.
-pub async fn run_tcp(listener: TcpListener, inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken) {
+/// Accepts TCP connections on `listener` until `shutdown`; with `tls`, each one is a TLS
+/// connection.
+pub async fn run_stream(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) {
     let permits = Arc::new(Semaphore::new(MAX_TCP));
     loop {
         let (stream, from) = tokio::select! {
@@ -148,34 +162,67 @@ pub async fn run_tcp(listener: TcpListener, inbound: mpsc::Sender<Inbound>, shut
             },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%from, "too many SIP TCP connections");
+            tracing::warn!(%from, "too many SIP connections");
             continue;
         };
-        let (inbound, shutdown) = (inbound.clone(), shutdown.clone());
+        let (inbound, shutdown, tls) = (inbound.clone(), shutdown.clone(), tls.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            serve_tcp(stream, from, inbound, shutdown).await;
+            match tls {
+                None => serve(stream, Kind::Tcp, from, inbound, shutdown).await,
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => serve(tls, Kind::Tls, from, inbound, shutdown).await,
+                    Ok(Err(e)) => tracing::debug!(%from, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%from, "TLS handshake timed out"),
+                },
+            }
         });
     }
 }
 
-/// Opens a TCP connection to `to` for requests the device sends; what comes back on it goes to
-/// `inbound` like any received message.
-pub async fn connect_tcp(
+/// Opens a connection to `to` for requests the device sends (TLS when `tls` gives a connector
+/// and the server name); what comes back on it goes to `inbound` like any received message.
+pub async fn connect(
     to: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
     inbound: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
 ) -> std::io::Result<Reply> {
     let stream = TcpStream::connect(to).await?;
-    let (reply, reader) = split(stream);
-    tokio::spawn(read_tcp(reader, to, reply.clone(), inbound, shutdown));
-    Ok(reply)
+    Ok(match tls {
+        None => start_stream(stream, Kind::Tcp, to, inbound, shutdown),
+        Some((connector, name)) => {
+            let tls = tokio::time::timeout(HANDSHAKE, connector.connect(name, stream))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
+            start_stream(tls, Kind::Tls, to, inbound, shutdown)
+        }
+    })
+}
+
+/// Starts reading a connection in the background; returns the way to write to it.
+fn start_stream<S>(
+    stream: S,
+    kind: Kind,
+    peer: SocketAddr,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) -> Reply
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reply, reader) = split(stream, kind);
+    tokio::spawn(read_stream(reader, peer, reply.clone(), inbound, shutdown));
+    reply
 }
 
 /// Splits a connection: a writer task owns the write half and ends when the last [`Reply`]
 /// clone (held by dialogs) is gone.
-fn split(stream: TcpStream) -> (Reply, tokio::net::tcp::OwnedReadHalf) {
-    let (reader, mut writer) = stream.into_split();
+fn split<S>(stream: S, kind: Kind) -> (Reply, ReadHalf<S>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
     tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
@@ -184,28 +231,28 @@ fn split(stream: TcpStream) -> (Reply, tokio::net::tcp::OwnedReadHalf) {
             }
         }
     });
-    (Reply::Tcp(tx), reader)
+    (Reply::Stream(tx, kind), reader)
 }
 
-/// Serves one accepted TCP connection.
-pub async fn serve_tcp(
-    stream: TcpStream,
-    from: SocketAddr,
-    inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
-) {
-    let (reply, reader) = split(stream);
-    read_tcp(reader, from, reply, inbound, shutdown).await;
+/// Serves one accepted connection.
+async fn serve<S>(stream: S, kind: Kind, from: SocketAddr, inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reply, reader) = split(stream, kind);
+    read_stream(reader, from, reply, inbound, shutdown).await;
 }
 
-/// Reads and frames one TCP connection.
-async fn read_tcp(
-    mut reader: tokio::net::tcp::OwnedReadHalf,
+/// Reads and frames one connection.
+async fn read_stream<R>(
+    mut reader: R,
     from: SocketAddr,
     reply: Reply,
     inbound: mpsc::Sender<Inbound>,
     shutdown: CancellationToken,
-) {
+) where
+    R: AsyncRead + Unpin,
+{
     let mut buf = BytesMut::with_capacity(4096);
     'read: loop {
         tokio::select! {

@@ -36,12 +36,14 @@ use super::message::{has_tag, tag_of, SipMessage, StartLine};
 use super::network::Network;
 use super::registration::{self, Registrations};
 use super::sdp::{self, Negotiated};
+use super::tls::Tls;
 use super::transport::{self, Inbound, Kind, Reply};
 use crate::calls::{CallEngine, CallState, MediaCounters, Reason, Signalling};
 use crate::model::sip_configuration::AccessListPolicy;
 use crate::model::{SipAccount, SipConfiguration};
 use crate::rtp::session::{self as rtp, RtpSession};
 use crate::store::Store;
+use tokio_rustls::TlsAcceptor;
 
 /// Methods the device handles.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
@@ -62,6 +64,8 @@ pub struct UaConfig {
     pub address: IpAddr,
     /// Answer incoming calls after this long (already scaled), or never.
     pub auto_answer: Option<Duration>,
+    /// Certificates and TLS sides.
+    pub tls: Tls,
 }
 
 enum Command {
@@ -114,12 +118,20 @@ pub fn start(config: UaConfig, store: Arc<Store>, engine: Arc<CallEngine>, shutd
     engine.set_signalling(ua.clone());
     let (inbound_tx, inbound_rx) = mpsc::channel(transport::INBOUND_QUEUE);
     let udp = Arc::new(std::sync::Mutex::new(None));
-    tokio::spawn(follow_configuration(config.bind, store.clone(), inbound_tx.clone(), udp.clone(), shutdown.clone()));
+    tokio::spawn(follow_configuration(
+        config.bind,
+        config.tls.acceptor.clone(),
+        store.clone(),
+        inbound_tx.clone(),
+        udp.clone(),
+        shutdown.clone(),
+    ));
+    let network = Network { udp, inbound: inbound_tx, shutdown: shutdown.clone(), tls: config.tls.clone() };
     let agent = Agent {
         config,
         store,
         engine,
-        network: Network { udp, inbound: inbound_tx, shutdown: shutdown.clone() },
+        network,
         registrations: Registrations::default(),
         dialogs: HashMap::new(),
         answered: VecDeque::new(),
@@ -131,30 +143,34 @@ pub fn start(config: UaConfig, store: Arc<Store>, engine: Arc<CallEngine>, shutd
 /// Runs the listeners the configuration asks for, restarting them when SIPEnabled or SIPPort change.
 async fn follow_configuration(
     address: IpAddr,
+    tls: TlsAcceptor,
     store: Arc<Store>,
     inbound: mpsc::Sender<Inbound>,
     udp: Arc<std::sync::Mutex<Option<Arc<UdpSocket>>>>,
     shutdown: CancellationToken,
 ) {
     let mut changes = store.changes();
-    let mut running: Option<(u16, CancellationToken)> = None;
+    let mut running: Option<((u16, u16), CancellationToken)> = None;
     loop {
-        let (enabled, port) = store.read(|s| (s.sip_configuration.sip_enabled, s.sip_configuration.sip_port));
-        let wanted = enabled.then_some(port);
+        let (enabled, ports) = store.read(|s| {
+            (s.sip_configuration.sip_enabled, (s.sip_configuration.sip_port, s.sip_configuration.sip_tls_port))
+        });
+        let wanted = enabled.then_some(ports);
         if running.as_ref().map(|(p, _)| *p) != wanted {
             if let Some((_, stop)) = running.take() {
                 stop.cancel();
                 *udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             }
-            if let Some(port) = wanted {
+            if let Some((port, tls_port)) = wanted {
                 let stop = shutdown.child_token();
-                match listen(SocketAddr::new(address, port), inbound.clone(), stop.clone()).await {
+                let at = (SocketAddr::new(address, port), SocketAddr::new(address, tls_port));
+                match listen(at, tls.clone(), inbound.clone(), stop.clone()).await {
                     Ok(socket) => {
-                        tracing::info!(%address, port, "SIP listening on UDP and TCP");
+                        tracing::info!(%address, port, tls_port, "SIP listening on UDP, TCP and TLS");
                         *udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(socket);
-                        running = Some((port, stop));
+                        running = Some(((port, tls_port), stop));
                     }
-                    Err(e) => tracing::error!(%address, port, error = %e, "cannot listen for SIP"),
+                    Err(e) => tracing::error!(%address, port, tls_port, error = %e, "cannot listen for SIP"),
                 }
             }
         }
@@ -166,14 +182,17 @@ async fn follow_configuration(
 }
 
 async fn listen(
-    at: SocketAddr,
+    (at, tls_at): (SocketAddr, SocketAddr),
+    tls: TlsAcceptor,
     inbound: mpsc::Sender<Inbound>,
     stop: CancellationToken,
 ) -> std::io::Result<Arc<UdpSocket>> {
     let udp = Arc::new(UdpSocket::bind(at).await?);
     let tcp = TcpListener::bind(at).await?;
+    let tls_listener = TcpListener::bind(tls_at).await?;
     tokio::spawn(transport::run_udp(udp.clone(), inbound.clone(), stop.clone()));
-    tokio::spawn(transport::run_tcp(tcp, inbound, stop));
+    tokio::spawn(transport::run_stream(tcp, None, inbound.clone(), stop.clone()));
+    tokio::spawn(transport::run_stream(tls_listener, Some(tls), inbound, stop));
     Ok(udp)
 }
 
@@ -363,7 +382,13 @@ impl Agent {
     }
 
     fn contact(&self, kind: Kind) -> String {
-        let port = self.store.read(|s| s.sip_configuration.sip_port);
+        let port = self.store.read(|s| {
+            if kind == Kind::Tls {
+                s.sip_configuration.sip_tls_port
+            } else {
+                s.sip_configuration.sip_port
+            }
+        });
         let host = match self.config.address {
             IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
@@ -521,7 +546,7 @@ impl Agent {
         });
         let account = account.ok_or("the account is gone")?;
         let next_hop = account.sip_proxies.first().map_or_else(|| hostport(to), |p| hostport(&p.server));
-        let reply = self.network.path(account.transport, &next_hop).await?;
+        let reply = self.network.path(account.transport, &next_hop, account.verify_server_certificate).await?;
         let socket = rtp::bind(self.config.bind, config.rtp_start_port).await.map_err(|e| e.to_string())?;
         let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
         let local_sdp =
@@ -887,7 +912,7 @@ fn authorized_invite(d: &mut Dialog, response: &SipMessage) -> Option<SipMessage
 fn start_media(d: &mut Dialog, engine: &CallEngine) {
     if let (Some(socket), Some((n, remote))) = (d.rtp_socket.take(), d.negotiated) {
         d.rtp = Some(RtpSession::start(socket, remote, n.codec, n.payload_type, d.counters.clone()));
-        engine.set_media(&d.engine_id, n.codec.name(), d.counters.clone());
+        engine.set_media(&d.engine_id, n.codec.name(), d.reply.kind().via(), d.counters.clone());
     }
 }
 
