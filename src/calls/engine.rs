@@ -528,8 +528,11 @@ async fn own_call(
             () = sleep => { engine.device_transition(&id, on_timeout.0, on_timeout.1); }
         }
     }
+    // Retention ends early when the registry already forgot the call (too many ended calls):
+    // its state sender is dropped with the entry, so no task outlives its call.
     tokio::select! {
         () = engine.shutdown.cancelled() => {}
+        _ = state.changed() => {}
         () = tokio::time::sleep(engine.scaled(engine.config.retention)) => engine.forget(&id),
     }
 }

@@ -101,6 +101,21 @@ impl Doorsim {
         }
     }
 
+    /// The device's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The device's resident memory in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS")
+    }
+
     /// Sends a request with Digest auth (root:pass), answering a challenge when needed.
     pub(crate) async fn request(&self, method: &str, path: &str, body: Option<&str>) -> Answer {
         self.request_as("root", "pass", method, path, body).await
