@@ -158,3 +158,62 @@ async fn a_flood_beyond_the_call_limit_gets_486_and_memory_stays_flat() {
     assert!(after < before + 6 * 1024, "memory grew from {before} KiB to {after} KiB");
     eprintln!("2000 INVITEs beyond the limit: {busy} answered 486, RSS {before} -> {after} KiB");
 }
+
+fn options(peer: u16, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{peer};branch=z9hG4bK{call_id}\r\n\
+         From: <sip:peer@127.0.0.1>;tag=p1\r\nTo: <sip:door@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Whether the device answers OPTIONS on UDP `port`.
+async fn answers_on(port: u16, call_id: &str) -> bool {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    socket.connect(("127.0.0.1", port)).await.expect("connect");
+    let me = socket.local_addr().expect("addr").port();
+    // A closed port answers with ICMP, which a connected socket sees as an error: not an answer.
+    let _ = socket.send(options(me, call_id).as_bytes()).await;
+    receive(&socket, "200 OK", Duration::from_millis(700)).await.is_some()
+}
+
+#[tokio::test]
+async fn listeners_move_and_stop_with_the_configuration() {
+    let (d, first) = device(&[]).await;
+    assert!(answers_on(first, "o1").await);
+    let second = free_port();
+    d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPPort": second}})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(answers_on(second, "o2").await, "the new port answers");
+    assert!(!answers_on(first, "o3").await, "the old port is closed");
+    d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": false}})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!answers_on(second, "o4").await, "SIP off: nothing listens");
+}
+
+#[tokio::test]
+async fn a_re_invite_keeps_the_call_and_gets_the_same_session() {
+    let (d, port) = device(&["--auto-answer", "0"]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    socket.connect(("127.0.0.1", port)).await.expect("connect");
+    let me = socket.local_addr().expect("addr").port();
+    socket.send(invite(me, "re1", "INVITE").as_bytes()).await.expect("send");
+    let (ok, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("answered");
+    let to = ok.lines().find(|l| l.starts_with("To:")).expect("To").to_owned();
+    let sdp = ok.split("\r\n\r\n").nth(1).expect("SDP").to_owned();
+    let ack = format!(
+        "ACK sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKa1\r\nFrom: <sip:peer@127.0.0.1>;tag=p1\r\n\
+         {to}\r\nCall-ID: re1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send(ack.as_bytes()).await.expect("ack");
+    let reinvite = invite(me, "re1", "INVITE")
+        .replace("To: <sip:door@127.0.0.1>", &to)
+        .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
+        .replace("branch=z9hG4bKre1", "branch=z9hG4bKre2");
+    socket.send(reinvite.as_bytes()).await.expect("re-INVITE");
+    let (again, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("re-INVITE answered");
+    assert!(again.contains("CSeq: 2 INVITE"), "{again}");
+    assert_eq!(again.split("\r\n\r\n").nth(1), Some(sdp.as_str()), "the same session description");
+    let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+    assert_eq!(calls[0]["CallState"], "Active");
+}

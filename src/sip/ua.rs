@@ -150,25 +150,29 @@ async fn follow_configuration(
     shutdown: CancellationToken,
 ) {
     let mut changes = store.changes();
-    let mut running: Option<((u16, u16), CancellationToken)> = None;
+    let mut running: Option<((u16, u16), CancellationToken, Vec<tokio::task::JoinHandle<()>>)> = None;
     loop {
         let (enabled, ports) = store.read(|s| {
             (s.sip_configuration.sip_enabled, (s.sip_configuration.sip_port, s.sip_configuration.sip_tls_port))
         });
         let wanted = enabled.then_some(ports);
-        if running.as_ref().map(|(p, _)| *p) != wanted {
-            if let Some((_, stop)) = running.take() {
+        if running.as_ref().map(|(p, _, _)| *p) != wanted {
+            if let Some((_, stop, tasks)) = running.take() {
                 stop.cancel();
                 *udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                // The sockets close when their tasks end; wait, so a port can be bound again.
+                for task in tasks {
+                    let _ = task.await;
+                }
             }
             if let Some((port, tls_port)) = wanted {
                 let stop = shutdown.child_token();
                 let at = (SocketAddr::new(address, port), SocketAddr::new(address, tls_port));
                 match listen(at, tls.clone(), inbound.clone(), stop.clone()).await {
-                    Ok(socket) => {
+                    Ok((socket, tasks)) => {
                         tracing::info!(%address, port, tls_port, "SIP listening on UDP, TCP and TLS");
                         *udp.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(socket);
-                        running = Some(((port, tls_port), stop));
+                        running = Some(((port, tls_port), stop, tasks));
                     }
                     Err(e) => tracing::error!(%address, port, tls_port, error = %e, "cannot listen for SIP"),
                 }
@@ -186,14 +190,16 @@ async fn listen(
     tls: TlsAcceptor,
     inbound: mpsc::Sender<Inbound>,
     stop: CancellationToken,
-) -> std::io::Result<Arc<UdpSocket>> {
+) -> std::io::Result<(Arc<UdpSocket>, Vec<tokio::task::JoinHandle<()>>)> {
     let udp = Arc::new(UdpSocket::bind(at).await?);
     let tcp = TcpListener::bind(at).await?;
     let tls_listener = TcpListener::bind(tls_at).await?;
-    tokio::spawn(transport::run_udp(udp.clone(), inbound.clone(), stop.clone()));
-    tokio::spawn(transport::run_stream(tcp, None, inbound.clone(), stop.clone()));
-    tokio::spawn(transport::run_stream(tls_listener, Some(tls), inbound, stop));
-    Ok(udp)
+    let tasks = vec![
+        tokio::spawn(transport::run_udp(udp.clone(), inbound.clone(), stop.clone())),
+        tokio::spawn(transport::run_stream(tcp, None, inbound.clone(), stop.clone())),
+        tokio::spawn(transport::run_stream(tls_listener, Some(tls), inbound, stop)),
+    ];
+    Ok((udp, tasks))
 }
 
 /// Where a call is.
