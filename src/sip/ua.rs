@@ -150,7 +150,7 @@ async fn follow_configuration(
     shutdown: CancellationToken,
 ) {
     let mut changes = store.changes();
-    let mut running: Option<((u16, u16), CancellationToken, Vec<tokio::task::JoinHandle<()>>)> = None;
+    let mut running: Option<Listening> = None;
     loop {
         let (enabled, ports) = store.read(|s| {
             (s.sip_configuration.sip_enabled, (s.sip_configuration.sip_port, s.sip_configuration.sip_tls_port))
@@ -184,6 +184,9 @@ async fn follow_configuration(
         }
     }
 }
+
+/// Listeners in place: their (SIP, TLS) ports, how to stop them, and their tasks.
+type Listening = ((u16, u16), CancellationToken, Vec<tokio::task::JoinHandle<()>>);
 
 async fn listen(
     (at, tls_at): (SocketAddr, SocketAddr),
