@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::DoorActions;
 use crate::calls::{CallEngine, EngineConfig};
 use crate::control::Control;
 use crate::events::EventBus;
@@ -86,8 +87,11 @@ impl Device {
             address: sip_address,
             auto_answer: config.auto_answer.map(|d| engine.scaled(d)),
             tls,
+            inter_digit: engine.scaled(crate::dtmf::INTER_DIGIT),
         };
-        sip::ua::start(ua_config, store.clone(), engine.clone(), shutdown.clone());
+        sip::ua::start(ua_config, store.clone(), engine.clone(), bus.clone(), shutdown.clone());
+        let actions =
+            DoorActions::start(&bus, io.clone(), config.time_scale, &config.profile.dtmf_actions, shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
         // Devices use `AXIS_<serial>` as their HTTP auth realm.
         let realm = format!("AXIS_{}", config.profile.serial());
@@ -98,7 +102,14 @@ impl Device {
             auth,
             call_service: CallService::new(store.clone(), engine.clone()),
             event_stream: EventStream::new(bus.clone(), shutdown.clone()),
-            control: Control::new(store.clone(), engine.clone(), bus.clone(), io.clone(), config.button_recipient),
+            control: Control::new(
+                store.clone(),
+                engine.clone(),
+                bus.clone(),
+                io.clone(),
+                actions,
+                config.button_recipient,
+            ),
             engine,
             profile: Arc::new(config.profile),
             io,

@@ -8,10 +8,12 @@
 //!
 //! [`device::Device`] is the composition root that wires one device together.
 
+pub mod actions;
 pub mod calls;
 pub mod cli;
 pub mod control;
 pub mod device;
+pub mod dtmf;
 pub mod events;
 pub mod http;
 pub mod io;

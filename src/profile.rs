@@ -38,7 +38,7 @@ pub struct PortSpec {
 }
 
 /// The identity of an emulated device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Profile {
     /// e.g. `A8207-VE`.
@@ -76,6 +76,9 @@ pub struct Profile {
     pub serial_number: Option<String>,
     /// The I/O ports.
     pub ports: Vec<PortSpec>,
+    /// DTMF events bound to outputs from the start (like a pre-configured action rule).
+    #[serde(default, rename = "DtmfActions")]
+    pub dtmf_actions: Vec<crate::actions::DtmfAction>,
 }
 
 impl Profile {

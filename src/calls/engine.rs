@@ -59,6 +59,8 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     fn ended(&self, id: &str, reason: Reason);
     /// The device places call `id` to `to` through account `account`.
     fn place(&self, id: &str, to: &str, account: &str);
+    /// The device sends DTMF `digits` on call `id`: RFC 4733 over RTP, or SIP INFO.
+    fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool);
 }
 
 /// RTP packets of one call, counted by the media side and shown by the control API.
@@ -374,6 +376,27 @@ impl CallEngine {
             }
         }
         Ok(id)
+    }
+
+    /// Sends DTMF on an active SIP call (control API); `over_rtp` picks RFC 4733, else SIP INFO.
+    pub fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool) -> Result<(), CallError> {
+        let active_sip = self
+            .lock()
+            .calls
+            .get(id)
+            .is_some_and(|e| e.status.call_type == CallType::Sip && e.status.call_state == CallState::Active);
+        if !active_sip {
+            return Err(CallError::NotFound(format!("no active SIP call {id:?}")));
+        }
+        if digits.is_empty()
+            || digits.len() > 64
+            || !digits.chars().all(|c| matches!(c, '0'..='9' | 'A'..='D' | '*' | '#'))
+        {
+            return Err(CallError::Invalid(format!("{digits:?} is not 1 to 64 DTMF digits (0-9, A-D, *, #)")));
+        }
+        let signalling = self.signalling.get().ok_or_else(|| CallError::Failed("no SIP user agent".into()))?;
+        signalling.send_dtmf(id, digits, over_rtp);
+        Ok(())
     }
 
     /// Records the media of a SIP call: its codec, the SIP transport (`UDP`, `TCP`, `TLS`) and

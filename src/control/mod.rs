@@ -7,6 +7,8 @@
 //! | `GET events[?topic=T]` | the event log, oldest first, and the count of events slow subscribers lost |
 //! | `POST button/press` | presses the call button (input port 0): port events and a call to the button's recipient |
 //! | `POST io/{port}/activate`, `deactivate` | drives any port, inputs included (a wired sensor, a lock) |
+//! | `POST calls/{id}/dtmf` `{"Digits", "Method"}` | sends DTMF on an active SIP call (RFC2833 or RFC2976) |
+//! | `GET`, `POST dtmf-actions` `{"DTMFEventId", "Port", "Seconds"}` | binds a DTMF event to "activate output Port for Seconds" |
 //! | `POST calls/{id}/answer`, `reject` | answers or declines a ringing incoming call |
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::actions::{DoorActions, DtmfAction};
 use crate::calls::{CallEngine, CallError};
 use crate::events::EventBus;
 use crate::io::IoPorts;
@@ -32,6 +35,7 @@ pub struct Control {
     engine: Arc<CallEngine>,
     bus: Arc<EventBus>,
     io: Arc<IoPorts>,
+    actions: Arc<DoorActions>,
     button_recipient: String,
 }
 
@@ -42,9 +46,10 @@ impl Control {
         engine: Arc<CallEngine>,
         bus: Arc<EventBus>,
         io: Arc<IoPorts>,
+        actions: Arc<DoorActions>,
         button_recipient: String,
     ) -> Self {
-        Self { store, engine, bus, io, button_recipient }
+        Self { store, engine, bus, io, actions, button_recipient }
     }
 
     /// The device's event bus.
@@ -52,8 +57,8 @@ impl Control {
         &self.bus
     }
 
-    /// Answers `method path`; `None` for an unknown path.
-    pub fn handle(&self, method: &Method, path: &str, query: Option<&str>) -> Option<ControlResult> {
+    /// Answers `method path` with its JSON `body`; `None` for an unknown path.
+    pub fn handle(&self, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Option<ControlResult> {
         let rest = path.strip_prefix("/emulator/v1/")?;
         let segments: Vec<&str> = rest.split('/').collect();
         let allow =
@@ -74,6 +79,26 @@ impl Control {
                     .set_active(index, *action == "activate", false)
                     .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
                 Ok(json!({ "Changed": changed }))
+            }),
+            ["calls", id, "dtmf"] => allow(Method::POST).and_then(|()| {
+                let request: Value =
+                    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+                let digits =
+                    request["Digits"].as_str().ok_or((StatusCode::BAD_REQUEST, "Digits is missing".to_owned()))?;
+                let over_rtp = match request["Method"].as_str().unwrap_or("RFC2833") {
+                    "RFC2833" => true,
+                    "RFC2976" => false,
+                    other => {
+                        return Err((StatusCode::BAD_REQUEST, format!("Method {other:?} is not RFC2833 or RFC2976")))
+                    }
+                };
+                self.engine.send_dtmf(id, digits, over_rtp).map(|()| json!({})).map_err(call_error)
+            }),
+            ["dtmf-actions"] if *method == Method::GET => Ok(json!({ "DtmfActions": self.actions.list() })),
+            ["dtmf-actions"] => allow(Method::POST).and_then(|()| {
+                let action: DtmfAction =
+                    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+                self.actions.bind(action).map(|()| json!({})).map_err(|e| (StatusCode::BAD_REQUEST, e))
             }),
             ["calls", id, action @ ("answer" | "reject")] => allow(Method::POST).and_then(|()| {
                 let result = if *action == "answer" { self.engine.answer(id) } else { self.engine.reject(id) };

@@ -1,19 +1,24 @@
 //! One call's RTP: a UDP socket from RTPStartPort upward, a 400 Hz tone sent in the negotiated
-//! G.711 codec at real-time pace (20 ms packets), received packets counted, and symmetric RTP:
-//! once the peer's packets arrive, media goes back to where they came from.
+//! G.711 codec at real-time pace (20 ms packets), received packets counted, RFC 4733
+//! telephone-events decoded into the call's DTMF and sent on request, and symmetric RTP: once
+//! the peer's packets arrive, media goes back to where they came from.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::RtpHeader;
 use crate::calls::MediaCounters;
+use crate::dtmf::rfc4733::{event_of, Decoder, TelephoneEvent};
+use crate::dtmf::{CallDtmf, Method};
 use crate::media::g711::{alaw_encode, ulaw_decode};
 use crate::media::{tone_second, Codec};
 
@@ -21,6 +26,10 @@ use crate::media::{tone_second, Codec};
 const FRAME: usize = 160;
 /// Ports tried from RTPStartPort upward.
 const PORT_ATTEMPTS: u16 = 400;
+/// Packets of one sent digit: 5 updates (100 ms) then 3 end packets.
+const DIGIT_UPDATES: u16 = 5;
+/// Digits waiting to be sent.
+const DIGIT_QUEUE: usize = 64;
 
 /// Binds an even RTP port from `start` upward on `ip`.
 pub async fn bind(ip: IpAddr, start: u16) -> std::io::Result<UdpSocket> {
@@ -36,10 +45,24 @@ pub async fn bind(ip: IpAddr, start: u16) -> std::io::Result<UdpSocket> {
     Err(last_error.unwrap_or_else(|| std::io::Error::other("no free RTP port")))
 }
 
+/// What was agreed for a call's media.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaPlan {
+    /// Where the peer receives RTP.
+    pub remote: SocketAddr,
+    /// The audio codec and its payload type.
+    pub codec: Codec,
+    /// Payload type of the audio.
+    pub payload_type: u8,
+    /// Payload type of telephone-events, when negotiated.
+    pub telephone_event: Option<u8>,
+}
+
 /// A running RTP session; dropping it stops the media.
 #[derive(Debug)]
 pub struct RtpSession {
     stop: CancellationToken,
+    digits: mpsc::Sender<char>,
 }
 
 impl Drop for RtpSession {
@@ -49,65 +72,106 @@ impl Drop for RtpSession {
 }
 
 impl RtpSession {
-    /// Starts sending to `remote` and receiving on `socket`, counting into `counters`.
-    pub fn start(
-        socket: UdpSocket,
-        remote: SocketAddr,
-        codec: Codec,
-        payload_type: u8,
-        counters: Arc<MediaCounters>,
-    ) -> Self {
+    /// Starts sending and receiving on `socket` as `plan` says, counting into `counters`;
+    /// received telephone-events go to `dtmf`.
+    pub fn start(socket: UdpSocket, plan: MediaPlan, counters: Arc<MediaCounters>, dtmf: Arc<Mutex<CallDtmf>>) -> Self {
         let stop = CancellationToken::new();
-        tokio::spawn(run(socket, remote, codec, payload_type, counters, stop.clone()));
-        Self { stop }
+        let (digits, digit_rx) = mpsc::channel(DIGIT_QUEUE);
+        tokio::spawn(run(socket, plan, counters, dtmf, digit_rx, stop.clone()));
+        Self { stop, digits }
+    }
+
+    /// Queues DTMF digits to send as RFC 4733 events; false when none was negotiated or the
+    /// queue is full.
+    pub fn send_digits(&self, digits: &str) -> bool {
+        digits.chars().all(|d| self.digits.try_send(d).is_ok())
     }
 }
 
 async fn run(
     socket: UdpSocket,
-    mut remote: SocketAddr,
-    codec: Codec,
-    payload_type: u8,
+    plan: MediaPlan,
     counters: Arc<MediaCounters>,
+    dtmf: Arc<Mutex<CallDtmf>>,
+    mut digits: mpsc::Receiver<char>,
     stop: CancellationToken,
 ) {
+    let mut remote = plan.remote;
     let mut ticks = tokio::time::interval(Duration::from_millis(20));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut header = RtpHeader {
-        marker: true,
-        payload_type,
-        sequence: rand::thread_rng().gen(),
-        timestamp: rand::thread_rng().gen(),
-        ssrc: rand::thread_rng().gen(),
+    let mut header = {
+        let mut rng = rand::thread_rng();
+        RtpHeader {
+            marker: true,
+            payload_type: plan.payload_type,
+            sequence: rng.gen(),
+            timestamp: rng.gen(),
+            ssrc: rng.gen(),
+        }
     };
     let mut offset = 0usize;
     let mut buf = vec![0u8; 2048];
     let mut learned = false;
+    let mut decoder = Decoder::new();
+    // Telephone-event packets still to send: (payload, marker, same timestamp as the event).
+    let mut outgoing: VecDeque<(TelephoneEvent, bool)> = VecDeque::new();
+    let mut event_timestamp = 0u32;
+    let report = |digit: char| {
+        dtmf.lock().unwrap_or_else(std::sync::PoisonError::into_inner).digit(digit, Method::Rfc2833, Instant::now())
+    };
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
+            Some(digit) = digits.recv(), if outgoing.is_empty() && plan.telephone_event.is_some() => {
+                if let Some(event) = event_of(digit) {
+                    event_timestamp = header.timestamp;
+                    for i in 1..=DIGIT_UPDATES {
+                        outgoing.push_back((TelephoneEvent { event, end: false, volume: 10, duration: i * FRAME as u16 }, i == 1));
+                    }
+                    for _ in 0..3 {
+                        outgoing.push_back((TelephoneEvent { event, end: true, volume: 10, duration: (DIGIT_UPDATES + 1) * FRAME as u16 }, false));
+                    }
+                }
+            }
             _ = ticks.tick() => {
-                let tone = tone_second();
-                let frame: Vec<u8> = match codec {
-                    Codec::Pcmu => tone.slice(offset..offset + FRAME).to_vec(),
-                    Codec::Pcma => tone[offset..offset + FRAME].iter().map(|b| alaw_encode(ulaw_decode(*b))).collect(),
+                let packet = match (outgoing.pop_front(), plan.telephone_event) {
+                    (Some((event, marker)), Some(pt)) => {
+                        let h = RtpHeader { marker, payload_type: pt, timestamp: event_timestamp, ..header };
+                        h.packet(&event.to_bytes())
+                    }
+                    _ => {
+                        let tone = tone_second();
+                        let frame: Vec<u8> = match plan.codec {
+                            Codec::Pcmu => tone.slice(offset..offset + FRAME).to_vec(),
+                            Codec::Pcma => tone[offset..offset + FRAME].iter().map(|b| alaw_encode(ulaw_decode(*b))).collect(),
+                        };
+                        offset = (offset + FRAME) % tone.len();
+                        let p = header.packet(&frame);
+                        header.marker = false;
+                        p
+                    }
                 };
-                offset = (offset + FRAME) % tone.len();
-                if socket.send_to(&header.packet(&frame), remote).await.is_ok() {
+                if socket.send_to(&packet, remote).await.is_ok() {
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
-                header.marker = false;
                 header.sequence = header.sequence.wrapping_add(1);
                 header.timestamp = header.timestamp.wrapping_add(FRAME as u32);
+                if let Some(digit) = decoder.poll(Instant::now()) {
+                    report(digit);
+                }
             }
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, from)) => {
-                    if RtpHeader::parse(&buf[..n]).is_some() {
-                        counters.received.fetch_add(1, Ordering::Relaxed);
-                        if !learned {
-                            // Symmetric RTP (RFC 4961): answer where the peer really sends from.
-                            remote = from;
-                            learned = true;
+                    let Some((h, payload)) = RtpHeader::parse(&buf[..n]) else { continue };
+                    counters.received.fetch_add(1, Ordering::Relaxed);
+                    if !learned {
+                        // Symmetric RTP (RFC 4961): answer where the peer really sends from.
+                        remote = from;
+                        learned = true;
+                    }
+                    if Some(h.payload_type) == plan.telephone_event {
+                        for digit in decoder.packet(h.ssrc, h.timestamp, payload, Instant::now()) {
+                            report(digit);
                         }
                     }
                 }

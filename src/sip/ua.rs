@@ -39,10 +39,13 @@ use super::sdp::{self, Negotiated};
 use super::tls::Tls;
 use super::transport::{self, Inbound, Kind, Reply};
 use crate::calls::{CallEngine, CallState, MediaCounters, Reason, Signalling};
+use crate::dtmf::{self, CallDtmf, Method};
+use crate::events::EventBus;
 use crate::model::sip_configuration::AccessListPolicy;
 use crate::model::{SipAccount, SipConfiguration};
-use crate::rtp::session::{self as rtp, RtpSession};
+use crate::rtp::session::{self as rtp, MediaPlan, RtpSession};
 use crate::store::Store;
+use std::sync::Mutex;
 use tokio_rustls::TlsAcceptor;
 
 /// Methods the device handles.
@@ -66,12 +69,15 @@ pub struct UaConfig {
     pub auto_answer: Option<Duration>,
     /// Certificates and TLS sides.
     pub tls: Tls,
+    /// DTMF inter-digit timeout (already scaled).
+    pub inter_digit: Duration,
 }
 
 enum Command {
     Answered(String),
     Ended(String, Reason),
     Place { id: String, to: String, account: String },
+    SendDtmf { id: String, digits: String, over_rtp: bool },
 }
 
 /// The engine's handle on the user agent.
@@ -86,6 +92,7 @@ impl std::fmt::Debug for Command {
             Command::Answered(id) => write!(f, "Answered({id})"),
             Command::Ended(id, r) => write!(f, "Ended({id}, {r:?})"),
             Command::Place { id, to, .. } => write!(f, "Place({id}, {to})"),
+            Command::SendDtmf { id, digits, .. } => write!(f, "SendDtmf({id}, {digits})"),
         }
     }
 }
@@ -103,6 +110,13 @@ impl Signalling for SipUa {
         }
     }
 
+    fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool) {
+        let command = Command::SendDtmf { id: id.to_owned(), digits: digits.to_owned(), over_rtp };
+        if self.commands.try_send(command).is_err() {
+            tracing::warn!(id, "SIP command queue full");
+        }
+    }
+
     fn place(&self, id: &str, to: &str, account: &str) {
         let command = Command::Place { id: id.to_owned(), to: to.to_owned(), account: account.to_owned() };
         if self.commands.try_send(command).is_err() {
@@ -112,7 +126,13 @@ impl Signalling for SipUa {
 }
 
 /// Starts the user agent: it follows the store's SIP configuration for the device's lifetime.
-pub fn start(config: UaConfig, store: Arc<Store>, engine: Arc<CallEngine>, shutdown: CancellationToken) -> Arc<SipUa> {
+pub fn start(
+    config: UaConfig,
+    store: Arc<Store>,
+    engine: Arc<CallEngine>,
+    bus: Arc<EventBus>,
+    shutdown: CancellationToken,
+) -> Arc<SipUa> {
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let ua = Arc::new(SipUa { commands });
     engine.set_signalling(ua.clone());
@@ -132,6 +152,7 @@ pub fn start(config: UaConfig, store: Arc<Store>, engine: Arc<CallEngine>, shutd
         store,
         engine,
         network,
+        bus,
         registrations: Registrations::default(),
         dialogs: HashMap::new(),
         answered: VecDeque::new(),
@@ -262,6 +283,8 @@ struct Dialog {
     auth_tried: bool,
     /// A 2xx (incoming) or our INVITE (outgoing, UDP) being retransmitted.
     retransmit: Option<Retransmit>,
+    /// DTMF received on the call (RTP and INFO), under the account's configuration.
+    dtmf: Arc<Mutex<CallDtmf>>,
 }
 
 struct Agent {
@@ -270,6 +293,8 @@ struct Agent {
     engine: Arc<CallEngine>,
     /// How requests the device sends leave it.
     network: Network,
+    /// Where DTMF events go.
+    bus: Arc<EventBus>,
     /// Registration of the accounts that register.
     registrations: Registrations,
     /// Dialogs by SIP Call-ID; bounded by the engine's call limit (a refused call gets none).
@@ -372,8 +397,27 @@ impl Agent {
             "BYE" => self.on_bye(message, reply),
             "CANCEL" => self.on_cancel(message, reply),
             "INFO" => {
-                let known = message.header("Call-ID").is_some_and(|c| self.dialogs.contains_key(c));
-                let (code, text) = if known { (200, "OK") } else { (481, "Call/Transaction Does Not Exist") };
+                let dialog = message.header("Call-ID").and_then(|c| self.dialogs.get(c));
+                let (code, text) = match dialog {
+                    None => (481, "Call/Transaction Does Not Exist"),
+                    Some(_) if message.body.is_empty() => (200, "OK"), // a keep-alive
+                    Some(d) => {
+                        match dtmf::info::digit(message.header("Content-Type").unwrap_or_default(), &message.body) {
+                            Ok(digit) => {
+                                d.dtmf.lock().unwrap_or_else(std::sync::PoisonError::into_inner).digit(
+                                    digit,
+                                    Method::Rfc2976,
+                                    std::time::Instant::now(),
+                                );
+                                (200, "OK")
+                            }
+                            Err(why) => {
+                                tracing::info!(why, "INFO body refused");
+                                (400, "Bad Request")
+                            }
+                        }
+                    }
+                };
                 let r = message.response(code, text, None);
                 self.respond(&message, &reply, r);
             }
@@ -467,7 +511,9 @@ impl Agent {
         let mut ringing = invite.response(180, "Ringing", Some(&to_tag));
         ringing.set_header("Contact", self.contact(reply.kind()));
         reply.send(&ringing);
+        let dtmf = self.call_dtmf(None, &engine_id);
         let dialog = Dialog {
+            dtmf,
             engine_id: engine_id.clone(),
             side: Side::Incoming,
             invite,
@@ -615,6 +661,7 @@ impl Agent {
         self.dialogs.insert(
             call_id,
             Dialog {
+                dtmf: self.call_dtmf(Some(account_id), id),
                 engine_id: id.to_owned(),
                 side: Side::Outgoing,
                 invite,
@@ -718,6 +765,16 @@ impl Agent {
         }
     }
 
+    /// The DTMF policy of a new call: the given account's, or the default account's.
+    fn call_dtmf(&self, account: Option<&str>, engine_id: &str) -> Arc<Mutex<CallDtmf>> {
+        let dtmf = self.store.read(|s| {
+            let account =
+                account.map(str::to_owned).or_else(|| s.default_account().map(|a| a.id.clone())).unwrap_or_default();
+            CallDtmf::for_account(s, &account, engine_id, self.bus.clone(), self.config.inter_digit)
+        });
+        Arc::new(Mutex::new(dtmf))
+    }
+
     fn dialog_of(&mut self, engine_id: &str) -> Option<String> {
         self.dialogs.iter().find(|(_, d)| d.engine_id == engine_id).map(|(c, _)| c.clone())
     }
@@ -768,6 +825,22 @@ impl Agent {
                     }
                 }
             }
+            Command::SendDtmf { id, digits, over_rtp } => {
+                let Some(call_id) = self.dialog_of(&id) else { return };
+                let Some(d) = self.dialogs.get_mut(&call_id) else { return };
+                if over_rtp {
+                    if !d.rtp.as_ref().is_some_and(|r| r.send_digits(&digits)) {
+                        tracing::info!(id, "no RFC 2833 on this call: digits not sent");
+                    }
+                } else {
+                    for digit in digits.chars() {
+                        let mut info = in_dialog(d, &self.config, "INFO");
+                        info.set_header("Content-Type", "application/dtmf-relay");
+                        info.body = Bytes::from(format!("Signal={digit}\r\nDuration=160\r\n"));
+                        d.reply.send(&info);
+                    }
+                }
+            }
             Command::Place { id, to, account } => {
                 if let Err(why) = self.place(&id, &to, &account).await {
                     tracing::info!(id, to, why, "outgoing call failed");
@@ -808,6 +881,11 @@ impl Agent {
 
 /// A BYE within the dialog `d` (either direction); takes the next CSeq.
 fn bye_for(d: &mut Dialog, config: &UaConfig) -> SipMessage {
+    in_dialog(d, config, "BYE")
+}
+
+/// A request of `method` within the dialog `d` (either direction); takes the next CSeq.
+fn in_dialog(d: &mut Dialog, config: &UaConfig, method: &str) -> SipMessage {
     let invite = &d.invite;
     let (target, from, to) = match d.side {
         Side::Incoming => {
@@ -844,12 +922,12 @@ fn bye_for(d: &mut Dialog, config: &UaConfig) -> SipMessage {
         ("From".into(), from),
         ("To".into(), to),
         ("Call-ID".into(), invite.header("Call-ID").unwrap_or_default().to_owned()),
-        ("CSeq".into(), format!("{cseq} BYE")),
+        ("CSeq".into(), format!("{cseq} {method}")),
     ];
     if d.side == Side::Outgoing {
         headers.extend(invite.headers.iter().filter(|(n, _)| n == "Route").cloned());
     }
-    SipMessage { start: StartLine::Request { method: "BYE".into(), uri: target }, headers, body: Bytes::new() }
+    SipMessage { start: StartLine::Request { method: method.into(), uri: target }, headers, body: Bytes::new() }
 }
 
 /// A CANCEL for our INVITE (RFC 3261 9.1): same Request-URI, Via, From, To, Call-ID, Route and
@@ -920,7 +998,9 @@ fn authorized_invite(d: &mut Dialog, response: &SipMessage) -> Option<SipMessage
 /// Starts the RTP of an answered call and tells the engine its codec and counters.
 fn start_media(d: &mut Dialog, engine: &CallEngine) {
     if let (Some(socket), Some((n, remote))) = (d.rtp_socket.take(), d.negotiated) {
-        d.rtp = Some(RtpSession::start(socket, remote, n.codec, n.payload_type, d.counters.clone()));
+        let plan =
+            MediaPlan { remote, codec: n.codec, payload_type: n.payload_type, telephone_event: n.telephone_event };
+        d.rtp = Some(RtpSession::start(socket, plan, d.counters.clone(), d.dtmf.clone()));
         engine.set_media(&d.engine_id, n.codec.name(), d.reply.kind().via(), d.counters.clone());
     }
 }

@@ -1,0 +1,146 @@
+//! DTMF end to end between two doorsims: the caller sends digits (RFC 4733 over RTP, then SIP
+//! INFO) through the control API; the callee decodes them, matches its account's trigger, emits
+//! `tnsaxis:Call/DTMF` on the WebSocket and in the event log, and opens its door output.
+//! Also: a method the account's DTMF configuration disables is not honoured.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Doorsim;
+use serde_json::{json, Value};
+
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+async fn sip_on(d: &Doorsim) -> u16 {
+    let port = free_port();
+    d.ok(
+        "SetSIPConfiguration",
+        json!({"SIPConfiguration": {"SIPEnabled": true, "SIPPort": port, "SIPTLSPort": free_port(),
+        "AllowIncomingCalls": true, "RTPStartPort": 20000 + 2 * (free_port() % 10000)}}),
+    )
+    .await;
+    port
+}
+
+/// The callee's DTMF set-up: `#1234#` opens the door for one second; `rtp` and `info` say which
+/// methods its configuration honours.
+async fn configure_callee(d: &Doorsim, rtp: bool, info: bool) {
+    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
+    d.ok(
+        "SetDTMFTrigger",
+        json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": "#1234#", "DTMFEventId": "open_door"}}),
+    )
+    .await;
+    d.ok(
+        "SetDTMFConfiguration",
+        json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"],
+        "RFC2833": rtp, "RFC2976": info}}),
+    )
+    .await;
+    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
+    let bound = d
+        .request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"open_door","Port":1,"Seconds":1}"#))
+        .await;
+    assert_eq!(bound.status, 200, "{}", bound.body);
+}
+
+/// Places a call from `caller` to `callee` and waits until both sides are active.
+async fn connect(caller: &Doorsim, callee: &Doorsim, callee_port: u16) -> (String, String) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = caller.ok("Call", json!({"To": format!("sip:door@127.0.0.1:{callee_port}")})).await["CallId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for _ in 0..100 {
+        let calls = callee.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+        let active = calls.as_array().and_then(|c| c.iter().find(|c| c["CallState"] == "Active")).cloned();
+        if let Some(c) = active {
+            return (out, c["CallId"].as_str().expect("id").to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the call did not connect");
+}
+
+async fn dtmf_events(d: &Doorsim) -> Vec<Value> {
+    d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/DTMF", None).await.json()["Events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn send(d: &Doorsim, call: &str, digits: &str, method: &str) {
+    let body = json!({"Digits": digits, "Method": method}).to_string();
+    let r = d.request("POST", &format!("/emulator/v1/calls/{call}/dtmf"), Some(&body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_code_over_rtp_and_over_info_opens_the_door() {
+    let callee = Doorsim::start(&["--auto-answer", "0"]);
+    let caller = Doorsim::start(&[]);
+    let callee_port = sip_on(&callee).await;
+    sip_on(&caller).await;
+    configure_callee(&callee, true, true).await;
+    let mut ws = callee.events(&["tnsaxis:Call/DTMF"]).await;
+    let (out, incoming) = connect(&caller, &callee, callee_port).await;
+
+    send(&caller, &out, "#1234#", "RFC2833").await;
+    let event = ws.next_json().await;
+    let n = &event["params"]["notification"];
+    assert_eq!(n["topic"], "tnsaxis:Call/DTMF");
+    assert_eq!(n["message"]["source"], json!({"DTMFEventId": "open_door"}));
+    assert_eq!(n["message"]["data"], json!({"CallId": incoming}));
+    assert_eq!(callee.request("GET", "/axis-cgi/io/port.cgi?checkactive=2", None).await.body, "port2=active\n");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        callee.request("GET", "/axis-cgi/io/port.cgi?checkactive=2", None).await.body,
+        "port2=inactive\n",
+        "the lock closes after 1 s"
+    );
+
+    send(&caller, &out, "#1234#", "RFC2976").await;
+    let again = ws.next_json().await;
+    assert_eq!(again["params"]["notification"]["message"]["source"]["DTMFEventId"], "open_door");
+    assert_eq!(dtmf_events(&callee).await.len(), 2);
+    // Digits that match nothing emit nothing.
+    send(&caller, &out, "999", "RFC2976").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(dtmf_events(&callee).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_method_the_configuration_disables_is_not_honoured() {
+    let callee = Doorsim::start(&["--auto-answer", "0"]);
+    let caller = Doorsim::start(&[]);
+    let callee_port = sip_on(&callee).await;
+    sip_on(&caller).await;
+    configure_callee(&callee, false, true).await;
+    let (out, _) = connect(&caller, &callee, callee_port).await;
+    send(&caller, &out, "#1234#", "RFC2833").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(dtmf_events(&callee).await.is_empty(), "RFC 2833 is off for this account");
+    send(&caller, &out, "#1234#", "RFC2976").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(dtmf_events(&callee).await.len(), 1, "SIP INFO is on");
+}
+
+#[tokio::test]
+async fn dtmf_requests_are_checked() {
+    let d = Doorsim::start(&[]);
+    let r = d.request("POST", "/emulator/v1/calls/nope/dtmf", Some(r#"{"Digits":"1"}"#)).await;
+    assert_eq!(r.status, 404);
+    let r = d.request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"x","Port":0,"Seconds":1}"#)).await;
+    assert_eq!(r.status, 400, "port 0 is the call button, an input: {}", r.body);
+    let r = d.request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"x","Port":1,"Seconds":-1}"#)).await;
+    assert_eq!(r.status, 400);
+}
