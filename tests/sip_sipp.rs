@@ -336,3 +336,37 @@ async fn an_outgoing_call_through_a_proxy_answers_a_digest_challenge_and_the_rem
     assert_eq!(s["AudioCodec"], "PCMA", "the callee answered with PCMA only");
     assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByRemote", "Terminated"]);
 }
+
+/// A device that answers at once with `#1234#` (INFO test) or `1234` (pcap test) bound to the
+/// DTMF event `open_door` on its default account.
+async fn dtmf_device(sequence: &str) -> (Doorsim, u16) {
+    let (d, port) = sip_device(&["--auto-answer", "0"], json!({})).await;
+    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
+    d.ok("SetDTMFTrigger", json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": sequence, "DTMFEventId": "open_door"}})).await;
+    d.ok("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"]}})).await;
+    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
+    (d, port)
+}
+
+async fn dtmf_event_sources(d: &Doorsim) -> Vec<Value> {
+    let log = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/DTMF", None).await.json();
+    log["Events"].as_array().expect("log").iter().map(|e| e["source"].clone()).collect()
+}
+
+#[tokio::test]
+async fn dtmf_over_sip_info_from_sipp() {
+    let (d, port) = dtmf_device("#1234#").await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_info_dtmf.xml")]).await;
+    assert!(ok, "{out}");
+    assert_eq!(dtmf_event_sources(&d).await, [json!({"DTMFEventId": "open_door"})]);
+}
+
+#[tokio::test]
+async fn rfc2833_pcaps_from_debian_sip_tester_are_decoded() {
+    let pcap = "/usr/share/sip-tester/dtmf_2833_1.pcap";
+    assert!(std::path::Path::new(pcap).exists(), "{pcap} comes with Debian's sip-tester");
+    let (d, port) = dtmf_device("1234").await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_dtmf_pcap.xml"), "-mi", "127.0.0.1"]).await;
+    assert!(ok, "{out}");
+    assert_eq!(dtmf_event_sources(&d).await, [json!({"DTMFEventId": "open_door"})]);
+}
