@@ -185,3 +185,31 @@ async fn the_device_calls_baresip_with_audio_both_ways() {
     d.ok("TerminateCall", json!({"CallId": id})).await;
     call_in(&d, "Terminated").await;
 }
+
+#[tokio::test]
+async fn baresip_keys_a_code_over_rtp_and_the_dtmf_event_arrives_on_the_websocket() {
+    let phone = tokio::task::spawn_blocking(Softphone::start).await.expect("softphone");
+    let d = device_facing(&phone, &["--auto-answer", "0"]).await;
+    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
+    d.ok("SetDTMFTrigger", json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": "1234", "DTMFEventId": "open_door"}}))
+        .await;
+    d.ok(
+        "SetDTMFConfiguration",
+        json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"]}}),
+    )
+    .await;
+    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
+    let mut ws = d.events(&["tnsaxis:Call/DTMF"]).await;
+    phone.command("dial", &format!("sip:door@{}:5060", phone.host));
+    let (call, _) = call_in(&d, "Active").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for digit in ["1", "2", "3", "4"] {
+        phone.command("sndcode", digit);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let event = ws.next_json().await;
+    let n = &event["params"]["notification"];
+    assert_eq!(n["message"]["source"], json!({"DTMFEventId": "open_door"}), "{event}");
+    assert_eq!(n["message"]["data"]["CallId"], call["CallId"]);
+    phone.command("hangup", "");
+}

@@ -342,8 +342,16 @@ async fn an_outgoing_call_through_a_proxy_answers_a_digest_challenge_and_the_rem
 async fn dtmf_device(sequence: &str) -> (Doorsim, u16) {
     let (d, port) = sip_device(&["--auto-answer", "0"], json!({})).await;
     d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
-    d.ok("SetDTMFTrigger", json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": sequence, "DTMFEventId": "open_door"}})).await;
-    d.ok("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"]}})).await;
+    d.ok(
+        "SetDTMFTrigger",
+        json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": sequence, "DTMFEventId": "open_door"}}),
+    )
+    .await;
+    d.ok(
+        "SetDTMFConfiguration",
+        json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"]}}),
+    )
+    .await;
     d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
     (d, port)
 }
