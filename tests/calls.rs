@@ -307,8 +307,16 @@ async fn stream_counts_return_to_zero_when_clients_leave() {
     let audio = d.request_stream("/axis-cgi/audio/receive.cgi").await;
     let video = d.request_stream("/axis-cgi/mjpg/video.cgi").await;
     let upload = d.transmit_audio().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(d.state().await["Streams"], json!({"AudioFromDevice": 1, "AudioToDevice": 1, "VideoFromDevice": 1}));
+    let all_open = json!({"AudioFromDevice": 1, "AudioToDevice": 1, "VideoFromDevice": 1});
+    let mut streams = Value::Null;
+    for _ in 0..100 {
+        streams = d.state().await["Streams"].clone();
+        if streams == all_open {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(streams, all_open);
     drop((audio, video));
     upload.finish().await;
     let mut streams = Value::Null;

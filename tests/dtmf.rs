@@ -10,65 +10,25 @@ use std::time::Duration;
 use common::Doorsim;
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-async fn sip_on(d: &Doorsim) -> u16 {
-    let port = free_port();
-    d.ok(
-        "SetSIPConfiguration",
-        json!({"SIPConfiguration": {"SIPEnabled": true, "SIPPort": port, "SIPTLSPort": free_port(),
-        "AllowIncomingCalls": true, "RTPStartPort": 20000 + 2 * (free_port() % 10000)}}),
-    )
-    .await;
-    port
-}
-
 /// The callee's DTMF set-up: `#1234#` opens the door for one second; `rtp` and `info` say which
 /// methods its configuration honours.
 async fn configure_callee(d: &Doorsim, rtp: bool, info: bool) {
-    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
-    d.ok(
-        "SetDTMFTrigger",
-        json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": "#1234#", "DTMFEventId": "open_door"}}),
-    )
-    .await;
-    d.ok(
-        "SetDTMFConfiguration",
-        json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"],
-        "RFC2833": rtp, "RFC2976": info}}),
-    )
-    .await;
-    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
+    d.configure_dtmf("#1234#", rtp, info).await;
     let bound = d
         .request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"open_door","Port":1,"Seconds":1}"#))
         .await;
     assert_eq!(bound.status, 200, "{}", bound.body);
 }
 
-/// Places a call from `caller` to `callee` and waits until both sides are active.
+/// Places a call from `caller` to `callee` and waits until both sides are active; returns the
+/// caller's and the callee's call ids.
 async fn connect(caller: &Doorsim, callee: &Doorsim, callee_port: u16) -> (String, String) {
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let out = caller.ok("Call", json!({"To": format!("sip:door@127.0.0.1:{callee_port}")})).await["CallId"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    for _ in 0..100 {
-        let calls = callee.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
-        let active = calls.as_array().and_then(|c| c.iter().find(|c| c["CallState"] == "Active")).cloned();
-        if let Some(c) = active {
-            return (out, c["CallId"].as_str().expect("id").to_owned());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the call did not connect");
+    caller.ok("Call", json!({"To": format!("sip:door@127.0.0.1:{callee_port}")})).await;
+    let (outgoing, _) = caller.call_in("Active").await;
+    let (incoming, _) = callee.call_in("Active").await;
+    let id = |c: &Value| c["CallId"].as_str().expect("id").to_owned();
+    (id(&outgoing), id(&incoming))
 }
 
 async fn dtmf_events(d: &Doorsim) -> Vec<Value> {
@@ -88,8 +48,8 @@ async fn send(d: &Doorsim, call: &str, digits: &str, method: &str) {
 async fn a_code_over_rtp_and_over_info_opens_the_door() {
     let callee = Doorsim::start(&["--auto-answer", "0"]);
     let caller = Doorsim::start(&[]);
-    let callee_port = sip_on(&callee).await;
-    sip_on(&caller).await;
+    let (callee_port, _) = callee.enable_sip(json!({})).await;
+    caller.enable_sip(json!({})).await;
     configure_callee(&callee, true, true).await;
     let mut ws = callee.events(&["tnsaxis:Call/DTMF"]).await;
     let (out, incoming) = connect(&caller, &callee, callee_port).await;
@@ -122,8 +82,8 @@ async fn a_code_over_rtp_and_over_info_opens_the_door() {
 async fn a_method_the_configuration_disables_is_not_honoured() {
     let callee = Doorsim::start(&["--auto-answer", "0"]);
     let caller = Doorsim::start(&[]);
-    let callee_port = sip_on(&callee).await;
-    sip_on(&caller).await;
+    let (callee_port, _) = callee.enable_sip(json!({})).await;
+    caller.enable_sip(json!({})).await;
     configure_callee(&callee, false, true).await;
     let (out, _) = connect(&caller, &callee, callee_port).await;
     send(&caller, &out, "#1234#", "RFC2833").await;

@@ -124,20 +124,6 @@ fn write_tone(path: &std::path::Path) {
     std::fs::write(path, wav).expect("tone");
 }
 
-/// The device's only call once it is in `state`, with its media counters.
-async fn call_in(d: &Doorsim, state: &str) -> (Value, Value) {
-    for _ in 0..100 {
-        let s = d.state().await;
-        let call = s["Calls"].as_array().and_then(|c| c.first()).cloned().unwrap_or(Value::Null);
-        if call["CallState"] == state {
-            let media = s["Media"][call["CallId"].as_str().unwrap_or_default()].clone();
-            return (call, media);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no call became {state}: {}", d.state().await["Calls"]);
-}
-
 async fn device_facing(phone: &Softphone, args: &[&str]) -> Doorsim {
     let d = Doorsim::start_at(&format!("{}:0", phone.host), &format!("{}:0", phone.host), args);
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true, "AllowIncomingCalls": true}})).await;
@@ -156,16 +142,16 @@ async fn baresip_calls_the_device_with_audio_both_ways() {
     let d = device_facing(&phone, &["--auto-answer", "0"]).await;
     let target = format!("sip:door@{}:5060", phone.host);
     phone.command("dial", &target);
-    let (call, _) = call_in(&d, "Active").await;
+    let (call, _) = d.call_in("Active").await;
     assert_eq!(
         (call["Direction"].as_str(), call["CallStateReason"].as_str()),
         (Some("Incoming"), Some("AcceptedByDevice"))
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, media) = call_in(&d, "Active").await;
+    let (_, media) = d.call_in("Active").await;
     assert_audio_both_ways(&media);
     phone.command("hangup", "");
-    let (ended, _) = call_in(&d, "Terminated").await;
+    let (ended, _) = d.call_in("Terminated").await;
     assert_eq!(ended["CallStateReason"], "Terminated");
 }
 
@@ -177,31 +163,23 @@ async fn the_device_calls_baresip_with_audio_both_ways() {
         .as_str()
         .expect("id")
         .to_owned();
-    let (call, _) = call_in(&d, "Active").await;
+    let (call, _) = d.call_in("Active").await;
     assert_eq!(call["CallStateReason"], "AcceptedByRemote");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, media) = call_in(&d, "Active").await;
+    let (_, media) = d.call_in("Active").await;
     assert_audio_both_ways(&media);
     d.ok("TerminateCall", json!({"CallId": id})).await;
-    call_in(&d, "Terminated").await;
+    d.call_in("Terminated").await;
 }
 
 #[tokio::test]
 async fn baresip_keys_a_code_over_rtp_and_the_dtmf_event_arrives_on_the_websocket() {
     let phone = tokio::task::spawn_blocking(Softphone::start).await.expect("softphone");
     let d = device_facing(&phone, &["--auto-answer", "0"]).await;
-    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
-    d.ok("SetDTMFTrigger", json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": "1234", "DTMFEventId": "open_door"}}))
-        .await;
-    d.ok(
-        "SetDTMFConfiguration",
-        json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"]}}),
-    )
-    .await;
-    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
+    d.configure_dtmf("1234", true, true).await;
     let mut ws = d.events(&["tnsaxis:Call/DTMF"]).await;
     phone.command("dial", &format!("sip:door@{}:5060", phone.host));
-    let (call, _) = call_in(&d, "Active").await;
+    let (call, _) = d.call_in("Active").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for digit in ["1", "2", "3", "4"] {
         phone.command("sndcode", digit);

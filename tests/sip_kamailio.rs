@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::Doorsim;
+use common::{free_port, Doorsim};
 use serde_json::{json, Value};
 
 /// A running kamailio in a process group of its own (it forks helpers); the whole group is
@@ -21,10 +21,6 @@ impl Drop for Kamailio {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").expect("udp").local_addr().expect("addr").port()
 }
 
 fn kamailio(port: u16, password: &str) -> Kamailio {

@@ -9,30 +9,13 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::Doorsim;
+use common::{free_port, Doorsim};
 use serde_json::{json, Value};
-
-/// A free local port for SIP (UDP and TCP both free at the time of asking).
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A device with SIP enabled on a free port, with `config` merged into its SIPConfiguration.
 async fn sip_device(args: &[&str], config: Value) -> (Doorsim, u16) {
     let d = Doorsim::start(args);
-    let port = free_port();
-    let mut sip = json!({"SIPEnabled": true, "SIPPort": port, "SIPTLSPort": free_port(), "AllowIncomingCalls": true});
-    if let (Some(s), Some(extra)) = (sip.as_object_mut(), config.as_object()) {
-        s.extend(extra.clone());
-    }
-    d.ok("SetSIPConfiguration", json!({ "SIPConfiguration": sip })).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // the listeners follow the store
+    let (port, _) = d.enable_sip(config).await;
     (d, port)
 }
 
@@ -341,18 +324,7 @@ async fn an_outgoing_call_through_a_proxy_answers_a_digest_challenge_and_the_rem
 /// DTMF event `open_door` on its default account.
 async fn dtmf_device(sequence: &str) -> (Doorsim, u16) {
     let (d, port) = sip_device(&["--auto-answer", "0"], json!({})).await;
-    d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
-    d.ok(
-        "SetDTMFTrigger",
-        json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": sequence, "DTMFEventId": "open_door"}}),
-    )
-    .await;
-    d.ok(
-        "SetDTMFConfiguration",
-        json!({"DTMFConfiguration": {"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"]}}),
-    )
-    .await;
-    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"}})).await;
+    d.configure_dtmf(sequence, true, true).await;
     (d, port)
 }
 

@@ -7,30 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Doorsim;
+use common::{free_port, Doorsim};
 use serde_json::json;
 use tokio::net::UdpSocket;
 
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 async fn device(args: &[&str]) -> (Doorsim, u16) {
     let d = Doorsim::start(args);
-    let port = free_port();
-    d.ok(
-        "SetSIPConfiguration",
-        json!({"SIPConfiguration": {"SIPEnabled": true, "SIPPort": port, "SIPTLSPort": free_port(),
-        "AllowIncomingCalls": true}}),
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (port, _) = d.enable_sip(json!({})).await;
     (d, port)
 }
 

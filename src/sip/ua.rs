@@ -716,11 +716,10 @@ impl Agent {
                     }
                     Phase::Cancelling => {
                         // The answer crossed our CANCEL: the call is over, end the dialog it made.
-                        let mut d = self.dialogs.remove(&call_id).expect("dialog present");
-                        {
+                        if let Some(mut d) = self.dialogs.remove(&call_id) {
                             let bye = bye_for(&mut d, &self.config);
-                            d.reply.send(&bye)
-                        };
+                            d.reply.send(&bye);
+                        }
                     }
                     _ => {} // a retransmitted 2xx: ACKed again above
                 }

@@ -298,6 +298,64 @@ async fn answer(resp: reqwest::Response) -> Answer {
     Answer { status, content_type, body }
 }
 
+/// A local port free for both UDP and TCP at the time of asking.
+pub(crate) fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Doorsim {
+    /// Enables SIP on free ports with incoming calls allowed, `extra` merged into the
+    /// SIPConfiguration, and waits for the listeners; returns (SIPPort, SIPTLSPort).
+    pub(crate) async fn enable_sip(&self, extra: Value) -> (u16, u16) {
+        let (port, tls) = (free_port(), free_port());
+        let mut sip =
+            serde_json::json!({"SIPEnabled": true, "SIPPort": port, "SIPTLSPort": tls, "AllowIncomingCalls": true});
+        if let (Some(s), Some(extra)) = (sip.as_object_mut(), extra.as_object()) {
+            s.extend(extra.clone());
+        }
+        self.ok("SetSIPConfiguration", serde_json::json!({ "SIPConfiguration": sip })).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // the listeners follow the store
+        (port, tls)
+    }
+
+    /// Binds DTMF `sequence` to the DTMF event `open_door` on the default account, with the
+    /// methods `rfc2833` and `rfc2976` honoured.
+    pub(crate) async fn configure_dtmf(&self, sequence: &str, rfc2833: bool, rfc2976: bool) {
+        use serde_json::json;
+        self.ok("SetDTMFEvent", json!({"DTMFEvent": {"Id": "open_door", "Name": "Open door"}})).await;
+        self.ok(
+            "SetDTMFTrigger",
+            json!({"DTMFTrigger": {"Id": "code", "DTMFSequence": sequence, "DTMFEventId": "open_door"}}),
+        )
+        .await;
+        let config =
+            json!({"Id": "door", "Name": "Door", "DTMFTriggerId": ["code"], "RFC2833": rfc2833, "RFC2976": rfc2976});
+        self.ok("SetDTMFConfiguration", json!({ "DTMFConfiguration": config })).await;
+        let account = json!({"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door"});
+        self.ok("SetSIPAccount", json!({ "SIPAccount": account })).await;
+    }
+
+    /// The first call in `state`, with its media counters from the control API (waits up to 5 s).
+    pub(crate) async fn call_in(&self, state: &str) -> (Value, Value) {
+        for _ in 0..100 {
+            let s = self.state().await;
+            let call = s["Calls"].as_array().and_then(|c| c.iter().find(|c| c["CallState"] == state)).cloned();
+            if let Some(call) = call {
+                let media = s["Media"][call["CallId"].as_str().unwrap_or_default()].clone();
+                return (call, media);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no call became {state}: {}", self.state().await["Calls"]);
+    }
+}
+
 /// Asserts `a` is a fault with the given code and subcode (`None` for InvalidArgs) in JSON.
 pub(crate) fn assert_fault(a: &Answer, code: &str, subcode: Option<&str>) {
     assert_eq!(a.status, 400, "expected a fault, got {}: {}", a.status, a.body);
