@@ -142,8 +142,14 @@ async fn vms_stream_counts_are_judged_independently() {
         "AudioFromDeviceToNetworkStreams": 0, "AudioFromNetworkToDeviceStreams": 1, "VideoFromDeviceToNetworkStreams": 0}}))
         .await;
     let video = d.request_stream("/axis-cgi/mjpg/video.cgi").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..100 {
+        if d.state().await["Streams"]["VideoFromDevice"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(d.state().await["Streams"]["VideoFromDevice"], 1);
+    tokio::time::sleep(Duration::from_millis(200)).await; // time for a (wrong) call to appear
     let active = d.ok("GetCallStatuses", json!({})).await["CallStatus"]
         .as_array()
         .map(|c| c.iter().filter(|s| s["CallState"] != "Terminated").count());

@@ -60,7 +60,16 @@ async fn a_code_over_rtp_and_over_info_opens_the_door() {
     assert_eq!(n["topic"], "tnsaxis:Call/DTMF");
     assert_eq!(n["message"]["source"], json!({"DTMFEventId": "open_door"}));
     assert_eq!(n["message"]["data"], json!({"CallId": incoming}));
-    assert_eq!(callee.request("GET", "/axis-cgi/io/port.cgi?checkactive=2", None).await.body, "port2=active\n");
+    // The door action follows the event on the bus: wait for the lock to open.
+    let mut lock = String::new();
+    for _ in 0..40 {
+        lock = callee.request("GET", "/axis-cgi/io/port.cgi?checkactive=2", None).await.body;
+        if lock == "port2=active\n" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(lock, "port2=active\n");
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
         callee.request("GET", "/axis-cgi/io/port.cgi?checkactive=2", None).await.body,
