@@ -232,6 +232,7 @@ async fn profiles_change_identity_and_ports() {
     let mut custom: Value = serde_json::from_str(include_str!("../fixtures/profiles/A8105-E.json")).expect("profile");
     custom["SerialNumber"] = json!("TESTSERIAL01");
     custom["ProdNbr"] = json!("A8105-E-TEST");
+    custom["DtmfActions"] = json!([{"DTMFEventId": "open_door", "Port": 1, "Seconds": 4}]);
     std::fs::write(&path, custom.to_string()).expect("write");
     let d = Doorsim::start(&["--profile", path.to_str().expect("path")]);
     let brand = d.request("GET", "/axis-cgi/param.cgi?action=list&group=root.Brand.ProdNbr", None).await.body;
@@ -239,6 +240,8 @@ async fn profiles_change_identity_and_ports() {
     let props =
         d.request("GET", "/axis-cgi/param.cgi?action=list&group=Properties.System.SerialNumber", None).await.body;
     assert_eq!(props, "root.Properties.System.SerialNumber=TESTSERIAL01\n");
+    let actions = d.request("GET", "/emulator/v1/dtmf-actions", None).await.json();
+    assert_eq!(actions, json!({"DtmfActions": [{"DTMFEventId": "open_door", "Port": 1, "Seconds": 4.0}]}));
     let _ = std::fs::remove_dir_all(dir);
     // An unknown profile is a clear CLI error.
     let out = Command::new(env!("CARGO_BIN_EXE_doorsim")).args(["--profile", "X9999"]).output().expect("run");
