@@ -200,3 +200,35 @@ async fn a_re_invite_keeps_the_call_and_gets_the_same_session() {
     let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
     assert_eq!(calls[0]["CallState"], "Active");
 }
+
+#[tokio::test]
+async fn our_bye_is_retransmitted_until_answered() {
+    let (d, port) = device(&["--auto-answer", "0"]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    socket.connect(("127.0.0.1", port)).await.expect("connect");
+    let me = socket.local_addr().expect("addr").port();
+    socket.send(invite(me, "bye1", "INVITE").as_bytes()).await.expect("send");
+    let (ok, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("answered");
+    let to = ok.lines().find(|l| l.starts_with("To:")).expect("To").to_owned();
+    let ack = format!(
+        "ACK sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKa9\r\nFrom: <sip:peer@127.0.0.1>;tag=p1\r\n\
+         {to}\r\nCall-ID: bye1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send(ack.as_bytes()).await.expect("ack");
+    let (call, _) = d.call_in("Active").await;
+    d.ok("TerminateCall", json!({"CallId": call["CallId"]})).await;
+    let (bye, first) = receive(&socket, "BYE ", Duration::from_secs(2)).await.expect("BYE");
+    let (_, second) = receive(&socket, "BYE ", Duration::from_secs(2)).await.expect("BYE again (Timer E)");
+    assert!(second - first >= Duration::from_millis(400), "{:?}", second - first);
+    let header = |name: &str| bye.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
+    let answer = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n{}\r\n{}\r\n{}\r\n{}\r\nContent-Length: 0\r\n\r\n",
+        header("Via:"),
+        header("From:"),
+        header("To:"),
+        header("Call-ID:"),
+        header("CSeq:")
+    );
+    socket.send(answer.as_bytes()).await.expect("200");
+    assert!(receive(&socket, "BYE ", Duration::from_millis(2500)).await.is_none(), "no BYE after the 200");
+}

@@ -15,8 +15,7 @@
 //!
 //! Accounts with a registrar register (see [`registration`]).
 //!
-//! Not implemented yet: TLS, retransmission of our BYE/CANCEL (sent once), authentication of
-//! incoming requests.
+//! Not implemented yet: authentication of incoming requests.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -52,6 +51,8 @@ use tokio_rustls::TlsAcceptor;
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
 /// Responses kept to answer retransmitted requests.
 const ANSWERED_CACHE: usize = 256;
+/// Our non-INVITE requests retransmitted at once, at most.
+const OUTSTANDING: usize = 64;
 /// RFC 3261 timer T1 and T2.
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
@@ -156,6 +157,7 @@ pub fn start(
         registrations: Registrations::default(),
         dialogs: HashMap::new(),
         answered: VecDeque::new(),
+        outstanding: VecDeque::new(),
     };
     tokio::spawn(agent.run(inbound_rx, command_rx, shutdown));
     ua
@@ -301,6 +303,8 @@ struct Agent {
     dialogs: HashMap<String, Dialog>,
     /// (Call-ID, CSeq, branch) of answered requests and the answer, for retransmissions.
     answered: VecDeque<(String, SipMessage)>,
+    /// Our BYE, CANCEL and INFO requests over UDP waiting for a final answer (Timer E/F).
+    outstanding: VecDeque<(String, Reply, Retransmit)>,
 }
 
 /// Whether `caller` is the address-of-record `listed`: scheme, user and host equal (case-
@@ -365,6 +369,24 @@ impl Agent {
             self.answered.pop_front();
         }
         self.answered.push_back((Self::key(request), response));
+    }
+
+    fn request_key(m: &SipMessage) -> String {
+        format!("{}|{}", m.header("Call-ID").unwrap_or_default(), m.header("CSeq").unwrap_or_default())
+    }
+
+    /// Sends a non-INVITE request of ours; over UDP it is retransmitted until a final answer.
+    fn send_request(&mut self, request: SipMessage, reply: &Reply) {
+        reply.send(&request);
+        if reply.kind() == Kind::Udp {
+            if self.outstanding.len() >= OUTSTANDING {
+                self.outstanding.pop_front();
+            }
+            let now = Instant::now();
+            let retransmit =
+                Retransmit { message: request.clone(), next: now + T1, interval: T1, give_up: now + T1 * 64 };
+            self.outstanding.push_back((Self::request_key(&request), reply.clone(), retransmit));
+        }
     }
 
     async fn on_message(&mut self, Inbound { message, reply, .. }: Inbound) {
@@ -689,7 +711,14 @@ impl Agent {
         let Some(code) = response.code() else { return };
         let call_id = response.header("Call-ID").unwrap_or_default().to_owned();
         if response.method() != "INVITE" {
-            return; // answers to our BYE and CANCEL need nothing more
+            // An answer to our BYE, CANCEL or INFO: a final one ends its retransmission.
+            let key = Self::request_key(&response);
+            if code >= 200 {
+                self.outstanding.retain(|(k, _, _)| *k != key);
+            } else if let Some((_, _, r)) = self.outstanding.iter_mut().find(|(k, _, _)| *k == key) {
+                r.interval = T2; // a provisional answer: retransmit at T2 (RFC 3261 17.1.2.2)
+            }
+            return;
         }
         let Some(d) = self.dialogs.get_mut(&call_id).filter(|d| d.side == Side::Outgoing) else { return };
         if response.cseq().map(|(n, _)| n) != d.invite.cseq().map(|(n, _)| n) {
@@ -718,7 +747,7 @@ impl Agent {
                         // The answer crossed our CANCEL: the call is over, end the dialog it made.
                         if let Some(mut d) = self.dialogs.remove(&call_id) {
                             let bye = bye_for(&mut d, &self.config);
-                            d.reply.send(&bye);
+                            self.send_request(bye, &d.reply);
                         }
                     }
                     _ => {} // a retransmitted 2xx: ACKed again above
@@ -812,7 +841,7 @@ impl Agent {
                     }
                     Phase::Calling => {
                         // CANCEL the INVITE; the dialog stays to ACK the 487 that follows.
-                        d.reply.send(&cancel_for(&d.invite));
+                        self.send_request(cancel_for(&d.invite), &d.reply);
                         d.phase = Phase::Cancelling;
                         d.retransmit = None;
                         self.dialogs.insert(call_id, d);
@@ -820,7 +849,7 @@ impl Agent {
                     Phase::Cancelling => {}
                     Phase::Answered | Phase::Confirmed => {
                         let bye = bye_for(&mut d, &self.config);
-                        d.reply.send(&bye)
+                        self.send_request(bye, &d.reply);
                     }
                 }
             }
@@ -832,11 +861,16 @@ impl Agent {
                         tracing::info!(id, "no RFC 2833 on this call: digits not sent");
                     }
                 } else {
+                    let mut requests = Vec::new();
                     for digit in digits.chars() {
                         let mut info = in_dialog(d, &self.config, "INFO");
                         info.set_header("Content-Type", "application/dtmf-relay");
                         info.body = Bytes::from(format!("Signal={digit}\r\nDuration=160\r\n"));
-                        d.reply.send(&info);
+                        requests.push(info);
+                    }
+                    let reply = d.reply.clone();
+                    for info in requests {
+                        self.send_request(info, &reply);
                     }
                 }
             }
@@ -851,6 +885,15 @@ impl Agent {
 
     fn retransmit(&mut self) {
         let now = Instant::now();
+        // Timer F: give up on requests never answered; Timer E: resend the others when due.
+        self.outstanding.retain(|(_, _, r)| now < r.give_up);
+        for (_, reply, r) in &mut self.outstanding {
+            if now >= r.next {
+                reply.send(&r.message);
+                r.interval = (r.interval * 2).min(T2);
+                r.next = now + r.interval;
+            }
+        }
         let mut gave_up = Vec::new();
         for (call_id, d) in &mut self.dialogs {
             let Some(r) = d.retransmit.as_mut() else { continue };
@@ -866,10 +909,8 @@ impl Agent {
         for call_id in gave_up {
             if let Some(mut d) = self.dialogs.remove(&call_id) {
                 if d.side == Side::Incoming {
-                    {
-                        let bye = bye_for(&mut d, &self.config);
-                        d.reply.send(&bye)
-                    };
+                    let bye = bye_for(&mut d, &self.config);
+                    self.send_request(bye, &d.reply);
                 }
                 // Incoming: Timer H, no ACK; outgoing: Timer B, no answer at all.
                 self.engine.transition(&d.engine_id, CallState::Terminated, Reason::Failed);
