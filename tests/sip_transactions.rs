@@ -232,3 +232,68 @@ async fn our_bye_is_retransmitted_until_answered() {
     socket.send(answer.as_bytes()).await.expect("200");
     assert!(receive(&socket, "BYE ", Duration::from_millis(2500)).await.is_none(), "no BYE after the 200");
 }
+
+/// Answers the next REGISTER on `registrar` with `code` (and Expires `granted` on a 200);
+/// returns the request.
+async fn answer_register(registrar: &UdpSocket, code: &str, granted: u32) -> String {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), registrar.recv_from(&mut buf))
+            .await
+            .expect("REGISTER")
+            .expect("recv");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !text.starts_with("REGISTER ") {
+            continue;
+        }
+        let header = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap_or_default().to_owned();
+        let answer = format!(
+            "SIP/2.0 {code}\r\n{}\r\n{}\r\n{};tag=r1\r\n{}\r\n{}\r\nExpires: {granted}\r\nContent-Length: 0\r\n\r\n",
+            header("Via:"),
+            header("From:"),
+            header("To:"),
+            header("Call-ID:"),
+            header("CSeq:")
+        );
+        registrar.send_to(answer.as_bytes(), from).await.expect("answer");
+        return text;
+    }
+}
+
+#[tokio::test]
+async fn registration_uses_the_interval_refreshes_before_expiry_and_unregisters_on_removal() {
+    let (d, _) = device(&[]).await;
+    let registrar = UdpSocket::bind("127.0.0.1:0").await.expect("registrar");
+    let at = registrar.local_addr().expect("addr").port();
+    d.ok(
+        "SetSIPConfiguration",
+        json!({"SIPConfiguration": {"Attribute": [{"Name": "RegistrationInterval", "Value": "120"}]}}),
+    )
+    .await;
+    d.ok(
+        "SetSIPAccount",
+        json!({"SIPAccount": {"Id": "pbx", "UserId": "6001", "Registrar": format!("127.0.0.1:{at}")}}),
+    )
+    .await;
+    let first = answer_register(&registrar, "200 OK", 2).await;
+    assert!(first.contains("Expires: 120\r\n"), "RegistrationInterval is the requested expiry: {first}");
+    let mut status = serde_json::Value::Null;
+    for _ in 0..40 {
+        status = d.ok("GetSIPAccountStatus", json!({"SIPAccountId": "pbx"})).await["SIPAccountStatus"].clone();
+        if status["Status"] == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!((status["Status"].as_u64(), status["StatusText"].as_str()), (Some(200), Some("OK")));
+    // Granted 2 s: the refresh comes at 90 % of it, on the same Call-ID with a higher CSeq.
+    let started = Instant::now();
+    let refresh = answer_register(&registrar, "200 OK", 120).await;
+    assert!(started.elapsed() < Duration::from_secs(3), "refreshed after {:?}", started.elapsed());
+    let call_id = |m: &str| m.lines().find(|l| l.starts_with("Call-ID:")).map(str::to_owned);
+    assert_eq!(call_id(&refresh), call_id(&first));
+    // Removing the account un-registers it.
+    d.ok("RemoveSIPAccount", json!({"SIPAccountId": "pbx"})).await;
+    let bye = answer_register(&registrar, "200 OK", 0).await;
+    assert!(bye.contains("Expires: 0\r\n"), "{bye}");
+}
