@@ -2,6 +2,7 @@
 //! calls of the user agent build on this.
 
 pub mod address;
+mod dialog;
 pub mod digest;
 pub mod message;
 pub mod network;

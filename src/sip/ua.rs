@@ -30,19 +30,21 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::address::{host_of, hostport, random_token, uri_of};
-use super::digest;
+use super::dialog::{
+    ack_for, authorized_invite, bye_for, cancel_for, in_dialog, start_media, Dialog, Phase, Retransmit, Side,
+};
 use super::message::{has_tag, tag_of, SipMessage, StartLine};
 use super::network::Network;
 use super::registration::{self, Registrations};
-use super::sdp::{self, Negotiated};
+use super::sdp;
 use super::tls::Tls;
 use super::transport::{self, Inbound, Kind, Reply};
 use crate::calls::{CallEngine, CallState, MediaCounters, Reason, Signalling};
 use crate::dtmf::{self, CallDtmf, Method};
 use crate::events::EventBus;
 use crate::model::sip_configuration::AccessListPolicy;
-use crate::model::{SipAccount, SipConfiguration};
-use crate::rtp::session::{self as rtp, MediaPlan, RtpSession};
+use crate::model::SipConfiguration;
+use crate::rtp::session as rtp;
 use crate::store::Store;
 use std::sync::Mutex;
 use tokio_rustls::TlsAcceptor;
@@ -226,67 +228,6 @@ async fn listen(
         tokio::spawn(transport::run_stream(tls_listener, Some(tls), inbound, stop)),
     ];
     Ok((udp, tasks))
-}
-
-/// Where a call is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Incoming, ringing here.
-    Ringing,
-    /// Outgoing, waiting for the final answer.
-    Calling,
-    /// Outgoing, CANCEL sent, waiting for the 487 to ACK.
-    Cancelling,
-    /// Incoming, 200 sent, waiting for the ACK.
-    Answered,
-    /// The dialog is up.
-    Confirmed,
-}
-
-/// Which side started the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
-    Incoming,
-    Outgoing,
-}
-
-/// A message retransmitted over UDP at T1, 2·T1, ... up to T2 (RFC 3261 17.1.1.2, 13.3.1.4):
-/// our 2xx to an INVITE until its ACK, or our INVITE until any answer.
-#[derive(Debug)]
-struct Retransmit {
-    message: SipMessage,
-    next: Instant,
-    interval: Duration,
-    give_up: Instant,
-}
-
-#[derive(Debug)]
-struct Dialog {
-    engine_id: String,
-    side: Side,
-    /// The INVITE: received (incoming) or sent (outgoing, the latest one).
-    invite: SipMessage,
-    reply: Reply,
-    local_tag: String,
-    phase: Phase,
-    /// Agreed media, once known (at the offer for incoming, at the answer for outgoing).
-    negotiated: Option<(Negotiated, SocketAddr)>,
-    local_sdp: String,
-    rtp_socket: Option<UdpSocket>,
-    rtp: Option<RtpSession>,
-    counters: Arc<MediaCounters>,
-    /// Our next CSeq number in this dialog.
-    next_cseq: u32,
-    /// The peer's To tag and Contact URI, once the dialog is up (outgoing).
-    remote_tag: Option<String>,
-    remote_target: Option<String>,
-    /// The account of an outgoing call (credentials for a challenge).
-    account: Option<SipAccount>,
-    auth_tried: bool,
-    /// A 2xx (incoming) or our INVITE (outgoing, UDP) being retransmitted.
-    retransmit: Option<Retransmit>,
-    /// DTMF received on the call (RTP and INFO), under the account's configuration.
-    dtmf: Arc<Mutex<CallDtmf>>,
 }
 
 struct Agent {
@@ -730,7 +671,8 @@ impl Agent {
             200..=299 => {
                 d.remote_tag = response.header("To").and_then(tag_of).map(str::to_owned);
                 d.remote_target = response.header("Contact").map(|c| uri_of(c).to_owned());
-                let ack = ack_for(&d.invite, &response, d.remote_target.as_deref(), &self.config, d.reply.kind());
+                let ack =
+                    ack_for(&d.invite, &response, d.remote_target.as_deref(), self.config.address, d.reply.kind());
                 d.reply.send(&ack);
                 match d.phase {
                     Phase::Calling => {
@@ -746,7 +688,7 @@ impl Agent {
                     Phase::Cancelling => {
                         // The answer crossed our CANCEL: the call is over, end the dialog it made.
                         if let Some(mut d) = self.dialogs.remove(&call_id) {
-                            let bye = bye_for(&mut d, &self.config);
+                            let bye = bye_for(&mut d, self.config.address);
                             self.send_request(bye, &d.reply);
                         }
                     }
@@ -754,7 +696,7 @@ impl Agent {
                 }
             }
             401 | 407 if !d.auth_tried && d.phase == Phase::Calling => {
-                let ack = ack_for(&d.invite, &response, None, &self.config, d.reply.kind());
+                let ack = ack_for(&d.invite, &response, None, self.config.address, d.reply.kind());
                 d.reply.send(&ack);
                 match authorized_invite(d, &response) {
                     Some(invite) => {
@@ -775,7 +717,7 @@ impl Agent {
                 }
             }
             _ => {
-                let ack = ack_for(&d.invite, &response, None, &self.config, d.reply.kind());
+                let ack = ack_for(&d.invite, &response, None, self.config.address, d.reply.kind());
                 d.reply.send(&ack);
                 let reason = match code {
                     486 | 600 => Reason::Busy,
@@ -848,7 +790,7 @@ impl Agent {
                     }
                     Phase::Cancelling => {}
                     Phase::Answered | Phase::Confirmed => {
-                        let bye = bye_for(&mut d, &self.config);
+                        let bye = bye_for(&mut d, self.config.address);
                         self.send_request(bye, &d.reply);
                     }
                 }
@@ -863,7 +805,7 @@ impl Agent {
                 } else {
                     let mut requests = Vec::new();
                     for digit in digits.chars() {
-                        let mut info = in_dialog(d, &self.config, "INFO");
+                        let mut info = in_dialog(d, self.config.address, "INFO");
                         info.set_header("Content-Type", "application/dtmf-relay");
                         info.body = Bytes::from(format!("Signal={digit}\r\nDuration=160\r\n"));
                         requests.push(info);
@@ -909,139 +851,13 @@ impl Agent {
         for call_id in gave_up {
             if let Some(mut d) = self.dialogs.remove(&call_id) {
                 if d.side == Side::Incoming {
-                    let bye = bye_for(&mut d, &self.config);
+                    let bye = bye_for(&mut d, self.config.address);
                     self.send_request(bye, &d.reply);
                 }
                 // Incoming: Timer H, no ACK; outgoing: Timer B, no answer at all.
                 self.engine.transition(&d.engine_id, CallState::Terminated, Reason::Failed);
             }
         }
-    }
-}
-
-/// A BYE within the dialog `d` (either direction); takes the next CSeq.
-fn bye_for(d: &mut Dialog, config: &UaConfig) -> SipMessage {
-    in_dialog(d, config, "BYE")
-}
-
-/// A request of `method` within the dialog `d` (either direction); takes the next CSeq.
-fn in_dialog(d: &mut Dialog, config: &UaConfig, method: &str) -> SipMessage {
-    let invite = &d.invite;
-    let (target, from, to) = match d.side {
-        Side::Incoming => {
-            let target =
-                invite.header("Contact").map(uri_of).or_else(|| invite.header("From").map(uri_of)).unwrap_or_default();
-            let from = invite.header("To").unwrap_or_default();
-            let from = if tag_of(from).is_some() { from.to_owned() } else { format!("{from};tag={}", d.local_tag) };
-            (target.to_owned(), from, invite.header("From").unwrap_or_default().to_owned())
-        }
-        Side::Outgoing => {
-            let to = invite.header("To").unwrap_or_default();
-            let to = match &d.remote_tag {
-                Some(tag) if tag_of(to).is_none() => format!("{to};tag={tag}"),
-                _ => to.to_owned(),
-            };
-            let target =
-                d.remote_target.clone().unwrap_or_else(|| uri_of(invite.header("To").unwrap_or_default()).to_owned());
-            (target, invite.header("From").unwrap_or_default().to_owned(), to)
-        }
-    };
-    let cseq = d.next_cseq;
-    d.next_cseq += 1;
-    let mut headers = vec![
-        (
-            "Via".into(),
-            format!(
-                "SIP/2.0/{} {};branch=z9hG4bK{};rport",
-                d.reply.kind().via(),
-                host_of(config.address),
-                random_token()
-            ),
-        ),
-        ("Max-Forwards".into(), "70".into()),
-        ("From".into(), from),
-        ("To".into(), to),
-        ("Call-ID".into(), invite.header("Call-ID").unwrap_or_default().to_owned()),
-        ("CSeq".into(), format!("{cseq} {method}")),
-    ];
-    if d.side == Side::Outgoing {
-        headers.extend(invite.headers.iter().filter(|(n, _)| n == "Route").cloned());
-    }
-    SipMessage { start: StartLine::Request { method: method.into(), uri: target }, headers, body: Bytes::new() }
-}
-
-/// A CANCEL for our INVITE (RFC 3261 9.1): same Request-URI, Via, From, To, Call-ID, Route and
-/// CSeq number.
-fn cancel_for(invite: &SipMessage) -> SipMessage {
-    let StartLine::Request { uri, .. } = &invite.start else { return invite.clone() };
-    let number = invite.cseq().map(|(n, _)| n).unwrap_or(1);
-    let mut headers: Vec<(String, String)> = invite
-        .headers
-        .iter()
-        .filter(|(n, _)| matches!(n.as_str(), "Via" | "From" | "To" | "Call-ID" | "Route" | "Max-Forwards"))
-        .cloned()
-        .collect();
-    headers.push(("CSeq".into(), format!("{number} CANCEL")));
-    SipMessage { start: StartLine::Request { method: "CANCEL".into(), uri: uri.clone() }, headers, body: Bytes::new() }
-}
-
-/// The ACK for a final response to our INVITE: for a 2xx a new transaction to the remote target,
-/// for an error the same branch (RFC 3261 17.1.1.3).
-fn ack_for(
-    invite: &SipMessage,
-    response: &SipMessage,
-    target: Option<&str>,
-    config: &UaConfig,
-    kind: Kind,
-) -> SipMessage {
-    let StartLine::Request { uri, .. } = &invite.start else { return invite.clone() };
-    let success = response.code().is_some_and(|c| (200..300).contains(&c));
-    let via = if success {
-        format!("SIP/2.0/{} {};branch=z9hG4bK{};rport", kind.via(), host_of(config.address), random_token())
-    } else {
-        invite.header("Via").unwrap_or_default().to_owned()
-    };
-    let number = invite.cseq().map(|(n, _)| n).unwrap_or(1);
-    let mut headers = vec![
-        ("Via".to_owned(), via),
-        ("Max-Forwards".to_owned(), "70".to_owned()),
-        ("From".to_owned(), invite.header("From").unwrap_or_default().to_owned()),
-        ("To".to_owned(), response.header("To").unwrap_or_default().to_owned()),
-        ("Call-ID".to_owned(), invite.header("Call-ID").unwrap_or_default().to_owned()),
-        ("CSeq".to_owned(), format!("{number} ACK")),
-    ];
-    headers.extend(invite.headers.iter().filter(|(n, _)| n == "Route").cloned());
-    let uri = if success { target.unwrap_or(uri).to_owned() } else { uri.clone() };
-    SipMessage { start: StartLine::Request { method: "ACK".into(), uri }, headers, body: Bytes::new() }
-}
-
-/// The INVITE again with credentials for the challenge in `response`, from the account's
-/// AuthenticationId (or UserId) and Password; `None` without a usable challenge.
-fn authorized_invite(d: &mut Dialog, response: &SipMessage) -> Option<SipMessage> {
-    let account = d.account.as_ref()?;
-    let StartLine::Request { uri, .. } = &d.invite.start else { return None };
-    let user = if account.authentication_id.is_empty() { &account.user_id } else { &account.authentication_id };
-    let (header, value) = digest::answer(response, "INVITE", uri, user, &account.password)?;
-    let mut invite = d.invite.clone();
-    let cseq = d.next_cseq;
-    d.next_cseq += 1;
-    invite.set_header("CSeq", format!("{cseq} INVITE"));
-    if let Some(via) = invite.header("Via").map(|v| v.split(";branch=").next().unwrap_or(v).to_owned()) {
-        invite.set_header("Via", format!("{via};branch=z9hG4bK{};rport", random_token()));
-    }
-    invite.set_header(header, value);
-    // Keep the header order sensible: Via first.
-    invite.headers.sort_by_key(|(n, _)| n != "Via");
-    Some(invite)
-}
-
-/// Starts the RTP of an answered call and tells the engine its codec and counters.
-fn start_media(d: &mut Dialog, engine: &CallEngine) {
-    if let (Some(socket), Some((n, remote))) = (d.rtp_socket.take(), d.negotiated) {
-        let plan =
-            MediaPlan { remote, codec: n.codec, payload_type: n.payload_type, telephone_event: n.telephone_event };
-        d.rtp = Some(RtpSession::start(socket, plan, d.counters.clone(), d.dtmf.clone()));
-        engine.set_media(&d.engine_id, n.codec.name(), d.reply.kind().via(), d.counters.clone());
     }
 }
 
