@@ -17,6 +17,7 @@ pub mod dtmf;
 pub mod events;
 pub mod http;
 pub mod io;
+pub mod listener;
 pub mod media;
 pub mod model;
 pub mod profile;

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::App;
+use crate::listener::next_connection;
 
 /// Most connections served at once; further clients wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -29,15 +30,8 @@ pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationTok
             () = shutdown.cancelled() => return,
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
         };
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
+        let Some((stream, peer)) = next_connection(&listener, &shutdown, "HTTP").await else {
+            return;
         };
         let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let app = app.clone();

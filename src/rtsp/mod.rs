@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
 use crate::http::auth::Authenticator;
+use crate::listener::next_admitted;
 use crate::rtp::RtpHeader;
 use message::{parse, response, Parsed, RtspRequest};
 use metadata::{metadata_xml, Operation};
@@ -52,19 +53,8 @@ pub struct RtspContext {
 pub async fn run(listener: TcpListener, ctx: Arc<RtspContext>, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "RTSP accept failed");
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many RTSP connections, refusing one");
-            continue;
+        let Some((stream, peer, permit)) = next_admitted(&listener, &permits, &shutdown, "RTSP").await else {
+            return;
         };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();

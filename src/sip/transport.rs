@@ -15,6 +15,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::message::{error_response, frame, Framing, SipMessage, MAX_MESSAGE};
+use crate::listener::next_admitted;
 
 /// Messages waiting for the user agent; beyond this, UDP messages are dropped (the peer
 /// retransmits) and TCP readers wait.
@@ -151,19 +152,8 @@ pub async fn run_stream(
 ) {
     let permits = Arc::new(Semaphore::new(MAX_TCP));
     loop {
-        let (stream, from) = tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!(error = %e, "SIP TCP accept failed");
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::warn!(%from, "too many SIP connections");
-            continue;
+        let Some((stream, from, permit)) = next_admitted(&listener, &permits, &shutdown, "SIP").await else {
+            return;
         };
         let (inbound, shutdown, tls) = (inbound.clone(), shutdown.clone(), tls.clone());
         tokio::spawn(async move {
