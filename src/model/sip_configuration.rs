@@ -158,27 +158,9 @@ impl SipConfiguration {
             sip_port: port("SIPPort", base.sip_port)?,
             sip_tls_port: port("SIPTLSPort", base.sip_tls_port)?,
             stun_enabled: flag("STUNEnabled", base.stun_enabled)?,
-            stun_servers: match f.opt_list("STUNServers")? {
-                None => base.stun_servers.clone(),
-                Some(items) => {
-                    bounded("STUNServers", items.len(), f)?;
-                    items
-                        .into_iter()
-                        .map(|i| StunServer::read(&f.item("STUNServers", i)?))
-                        .collect::<ModelResult<_>>()?
-                }
-            },
+            stun_servers: read_objects(f, "STUNServers", &base.stun_servers, StunServer::read)?,
             turn_enabled: flag("TURNEnabled", base.turn_enabled)?,
-            turn_servers: match f.opt_list("TURNServers")? {
-                None => base.turn_servers.clone(),
-                Some(items) => {
-                    bounded("TURNServers", items.len(), f)?;
-                    items
-                        .into_iter()
-                        .map(|i| TurnServer::read(&f.item("TURNServers", i)?))
-                        .collect::<ModelResult<_>>()?
-                }
-            },
+            turn_servers: read_objects(f, "TURNServers", &base.turn_servers, TurnServer::read)?,
             ice_enabled: flag("ICEEnabled", base.ice_enabled)?,
             allow_incoming_calls: flag("AllowIncomingCalls", base.allow_incoming_calls)?,
             apply_user_authentication: flag("ApplyUserAuthentication", base.apply_user_authentication)?,
@@ -212,6 +194,20 @@ impl SipConfiguration {
         }
         Ok(config)
     }
+}
+
+/// The list of objects `name` read with `read`, or `current` when the request leaves it out.
+fn read_objects<T: Clone>(
+    f: &Fields<'_>,
+    name: &str,
+    current: &[T],
+    read: fn(&Fields<'_>) -> ModelResult<T>,
+) -> ModelResult<Vec<T>> {
+    let Some(items) = f.opt_list(name)? else {
+        return Ok(current.to_vec());
+    };
+    bounded(name, items.len(), f)?;
+    items.into_iter().map(|i| read(&f.item(name, i)?)).collect()
 }
 
 fn bounded(name: &str, len: usize, f: &Fields<'_>) -> ModelResult<()> {
