@@ -2,6 +2,7 @@
 //! calls of the user agent build on this.
 
 pub mod address;
+pub mod headers;
 mod dialog;
 pub mod digest;
 pub mod message;
