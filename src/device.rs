@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::actions::DoorActions;
 use crate::calls::{CallEngine, EngineConfig};
@@ -17,7 +17,7 @@ use crate::http::{server, App};
 use crate::io::IoPorts;
 use crate::profile::Profile;
 use crate::rtsp::{self, RtspContext};
-use crate::sip::{self, tls::Tls, ua::UaConfig};
+use crate::sip::{self, tls::Tls, UaConfig};
 use crate::store::Store;
 use crate::vapix::call_service::CallService;
 use crate::vapix::event_stream::EventStream;
@@ -56,9 +56,12 @@ pub struct Device {
     pub store: Arc<Store>,
     /// The device's event bus.
     pub bus: Arc<EventBus>,
-    http_task: JoinHandle<()>,
-    rtsp_task: JoinHandle<()>,
+    /// Every task the device spawns (listeners, connections, the SIP agent, RTP sessions).
+    tracker: TaskTracker,
 }
+
+/// How long [`Device::stopped`] waits for the device's tasks after shutdown.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Device {
     /// Binds the device's listeners and starts serving until `shutdown` is cancelled.
@@ -70,9 +73,15 @@ impl Device {
         let device_host =
             if http_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { http_addr.ip().to_string() };
 
+        let tracker = TaskTracker::new();
         let store = Arc::new(Store::new());
         let bus = Arc::new(EventBus::new());
-        let engine_config = EngineConfig { time_scale: config.time_scale, device_host, ..EngineConfig::default() };
+        let engine_config = EngineConfig {
+            time_scale: config.time_scale,
+            device_host,
+            auto_answer: config.auto_answer,
+            ..EngineConfig::default()
+        };
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
         let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
         let sip_bind = config.sip_addr.unwrap_or_else(|| http_addr.ip());
@@ -85,11 +94,10 @@ impl Device {
         let ua_config = UaConfig {
             bind: sip_bind,
             address: sip_address,
-            auto_answer: config.auto_answer.map(|d| engine.scaled(d)),
             tls,
             inter_digit: engine.scaled(crate::dtmf::INTER_DIGIT),
         };
-        sip::ua::start(ua_config, store.clone(), engine.clone(), bus.clone(), shutdown.clone());
+        sip::start(ua_config, store.clone(), engine.clone(), bus.clone(), tracker.clone(), shutdown.clone());
         let actions =
             DoorActions::start(&bus, io.clone(), config.time_scale, &config.profile.dtmf_actions, shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
@@ -97,7 +105,7 @@ impl Device {
         let realm = format!("AXIS_{}", config.profile.serial());
         let auth = Arc::new(Authenticator::new(config.users, realm));
         let rtsp = Arc::new(RtspContext { auth: auth.clone(), bus: bus.clone() });
-        let rtsp_task = tokio::spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone()));
+        tracker.spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone()));
         let app = Arc::new(App {
             auth,
             call_service: CallService::new(store.clone(), engine.clone()),
@@ -116,16 +124,18 @@ impl Device {
             store: store.clone(),
             user_names,
         });
-        let http_task = tokio::spawn(server::run(listener, app, shutdown));
-        Ok(Device { http_addr, rtsp_addr, store, bus, http_task, rtsp_task })
+        tracker.spawn(server::run(listener, app, shutdown));
+        Ok(Device { http_addr, rtsp_addr, store, bus, tracker })
     }
 
-    /// Waits until every task of the device has stopped.
-    pub async fn stopped(self) {
-        for (name, task) in [("HTTP", self.http_task), ("RTSP", self.rtsp_task)] {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "{name} server task failed");
-            }
+    /// Waits until every task of the device has stopped (after its shutdown token was
+    /// cancelled), at most [`STOP_DEADLINE`]; returns whether they all did.
+    pub async fn stopped(self) -> bool {
+        self.tracker.close();
+        let done = tokio::time::timeout(STOP_DEADLINE, self.tracker.wait()).await.is_ok();
+        if !done {
+            tracing::warn!(left = self.tracker.len(), "device tasks still running at the stop deadline");
         }
+        done
     }
 }

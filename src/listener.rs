@@ -2,19 +2,26 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+/// The first pause after a failed accept, and the longest.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// The next connection on `listener`, or `None` once `shutdown` is cancelled. A failed accept
-/// (for example the process is out of file descriptors) is logged under `service` and skipped,
-/// so one bad moment does not stop the service.
+/// (for example the process is out of file descriptors) is logged under `service` and retried
+/// after a pause that doubles up to a second, so one bad moment neither stops the service nor
+/// spins a core.
 pub async fn next_connection(
     listener: &TcpListener,
     shutdown: &CancellationToken,
     service: &str,
 ) -> Option<(TcpStream, SocketAddr)> {
+    let mut pause = ACCEPT_BACKOFF_FIRST;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return None,
@@ -22,6 +29,10 @@ pub async fn next_connection(
                 Ok(connection) => return Some(connection),
                 Err(e) => tracing::warn!(service, error = %e, "accept failed"),
             },
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(pause) => pause = (pause * 2).min(ACCEPT_BACKOFF_MAX),
         }
     }
 }

@@ -41,11 +41,13 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// The device's address, for DeviceURI.
     pub device_host: String,
+    /// Answer ringing incoming SIP calls after this long (device time, before scaling), or never.
+    pub auto_answer: Option<Duration>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { time_scale: 1.0, max_calls: 16, retention: Duration::from_secs(60), device_host: "127.0.0.1".into() }
+        Self { time_scale: 1.0, max_calls: 16, retention: Duration::from_secs(60), device_host: "127.0.0.1".into(), auto_answer: None }
     }
 }
 
@@ -255,7 +257,11 @@ impl CallEngine {
             }
             CallType::Vms => None,
         };
-        tokio::spawn(own_call(self.clone(), id.clone(), state_rx, answer_timeout, max_duration));
+        let auto_answer = self.config.auto_answer.filter(|_| {
+            (direction, call_type, state) == (Direction::Incoming, CallType::Sip, CallState::Calling)
+        });
+        let timers = CallTimers { answer_timeout, auto_answer, max_duration };
+        tokio::spawn(own_call(self.clone(), id.clone(), state_rx, timers));
         Ok(id)
     }
 
@@ -516,28 +522,44 @@ fn forget_oldest_terminated(reg: &mut Registry) {
     }
 }
 
-/// The task that owns one call's timers: NoAnswer while calling, the maximum duration while
-/// active, and the retention after it ended.
-async fn own_call(
-    engine: Arc<CallEngine>,
-    id: String,
-    mut state: watch::Receiver<CallState>,
+/// The timers of one call, in device time (scaled when they start).
+#[derive(Debug, Clone, Copy)]
+struct CallTimers {
+    /// How long it may stay Calling before NoAnswer.
     answer_timeout: Option<Duration>,
+    /// When the device answers a ringing incoming call by itself (`--auto-answer`).
+    auto_answer: Option<Duration>,
+    /// The longest it may stay Active (MaxCallDuration).
     max_duration: Option<Duration>,
-) {
+}
+
+/// What a call's timer does when it fires.
+#[derive(Debug, Clone, Copy)]
+enum OnTimer {
+    Answer,
+    Move(CallState, Reason),
+}
+
+/// The task that owns one call's timers: auto-answer and NoAnswer while calling, the maximum
+/// duration while active, and the retention after it ended.
+async fn own_call(engine: Arc<CallEngine>, id: String, mut state: watch::Receiver<CallState>, timers: CallTimers) {
     let deadline = |d: Option<Duration>| d.map(|d| tokio::time::Instant::now() + engine.scaled(d));
-    let answer_by = deadline(answer_timeout);
+    let answer_by = deadline(timers.answer_timeout);
+    let mut auto_answer_at = deadline(timers.auto_answer);
     let mut end_by = None;
     loop {
         let current = *state.borrow_and_update();
         let (timer, on_timeout) = match current {
-            CallState::Calling => (answer_by, (CallState::Terminated, Reason::NoAnswer)),
+            CallState::Calling => match (auto_answer_at, answer_by) {
+                (Some(a), b) if b.is_none_or(|b| a < b) => (Some(a), OnTimer::Answer),
+                _ => (answer_by, OnTimer::Move(CallState::Terminated, Reason::NoAnswer)),
+            },
             CallState::Active => {
-                end_by = end_by.or_else(|| deadline(max_duration));
-                (end_by, (CallState::Terminated, Reason::Terminated))
+                end_by = end_by.or_else(|| deadline(timers.max_duration));
+                (end_by, OnTimer::Move(CallState::Terminated, Reason::Terminated))
             }
             CallState::Terminated | CallState::Idle => break,
-            CallState::Terminating => (None, (CallState::Terminated, Reason::Terminated)),
+            CallState::Terminating => (None, OnTimer::Move(CallState::Terminated, Reason::Terminated)),
         };
         let sleep = async {
             match timer {
@@ -548,7 +570,15 @@ async fn own_call(
         tokio::select! {
             () = engine.shutdown.cancelled() => return,
             changed = state.changed() => if changed.is_err() { return },
-            () = sleep => { engine.device_transition(&id, on_timeout.0, on_timeout.1); }
+            () = sleep => match on_timeout {
+                OnTimer::Answer => {
+                    auto_answer_at = None;
+                    if let Err(e) = engine.answer(&id) {
+                        tracing::debug!(id, error = %e, "auto-answer found the call no longer ringing");
+                    }
+                }
+                OnTimer::Move(to, reason) => { engine.device_transition(&id, to, reason); }
+            },
         }
     }
     // Retention ends early when the registry already forgot the call (too many ended calls):

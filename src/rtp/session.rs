@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::RtpHeader;
 use crate::calls::MediaCounters;
@@ -31,14 +32,18 @@ const DIGIT_UPDATES: u16 = 5;
 /// Digits waiting to be sent.
 const DIGIT_QUEUE: usize = 64;
 
-/// Binds an even RTP port from `start` upward on `ip`.
-pub async fn bind(ip: IpAddr, start: u16) -> std::io::Result<UdpSocket> {
+/// Binds an even RTP port from `start` upward on `ip` (a local operation: it never waits on
+/// the network, so the SIP agent may call it).
+pub fn bind(ip: IpAddr, start: u16) -> std::io::Result<UdpSocket> {
     let first = start & !1;
     let mut last_error = None;
     for i in 0..PORT_ATTEMPTS {
         let Some(port) = first.checked_add(i * 2) else { break };
-        match UdpSocket::bind(SocketAddr::new(ip, port)).await {
-            Ok(s) => return Ok(s),
+        match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
+            Ok(s) => {
+                s.set_nonblocking(true)?;
+                return UdpSocket::from_std(s);
+            }
             Err(e) => last_error = Some(e),
         }
     }
@@ -63,6 +68,8 @@ pub struct MediaPlan {
 pub struct RtpSession {
     stop: CancellationToken,
     digits: mpsc::Sender<char>,
+    /// Off while the peer holds the call (sendonly/inactive): the clock runs, nothing is sent.
+    sending: Arc<AtomicBool>,
 }
 
 impl Drop for RtpSession {
@@ -74,11 +81,24 @@ impl Drop for RtpSession {
 impl RtpSession {
     /// Starts sending and receiving on `socket` as `plan` says, counting into `counters`;
     /// received telephone-events go to `dtmf`.
-    pub fn start(socket: UdpSocket, plan: MediaPlan, counters: Arc<MediaCounters>, dtmf: Arc<Mutex<CallDtmf>>) -> Self {
+    pub fn start(
+        socket: UdpSocket,
+        plan: MediaPlan,
+        counters: Arc<MediaCounters>,
+        dtmf: Arc<Mutex<CallDtmf>>,
+        tracker: &TaskTracker,
+    ) -> Self {
         let stop = CancellationToken::new();
         let (digits, digit_rx) = mpsc::channel(DIGIT_QUEUE);
-        tokio::spawn(run(socket, plan, counters, dtmf, digit_rx, stop.clone()));
-        Self { stop, digits }
+        let sending = Arc::new(AtomicBool::new(true));
+        let media = Media { plan, counters, dtmf, sending: sending.clone() };
+        tracker.spawn(run(socket, media, digit_rx, stop.clone()));
+        Self { stop, digits, sending }
+    }
+
+    /// Sends media (true) or holds it (false), as the peer's latest offer asks.
+    pub fn set_sending(&self, on: bool) {
+        self.sending.store(on, Ordering::Relaxed);
     }
 
     /// Queues DTMF digits to send as RFC 4733 events; false when none was negotiated or the
@@ -88,14 +108,16 @@ impl RtpSession {
     }
 }
 
-async fn run(
-    socket: UdpSocket,
+/// What one session's task works with.
+struct Media {
     plan: MediaPlan,
     counters: Arc<MediaCounters>,
     dtmf: Arc<Mutex<CallDtmf>>,
-    mut digits: mpsc::Receiver<char>,
-    stop: CancellationToken,
-) {
+    sending: Arc<AtomicBool>,
+}
+
+async fn run(socket: UdpSocket, media: Media, mut digits: mpsc::Receiver<char>, stop: CancellationToken) {
+    let Media { plan, counters, dtmf, sending } = media;
     let mut remote = plan.remote;
     let mut ticks = tokio::time::interval(Duration::from_millis(20));
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -151,7 +173,7 @@ async fn run(
                         p
                     }
                 };
-                if socket.send_to(&packet, remote).await.is_ok() {
+                if sending.load(Ordering::Relaxed) && socket.send_to(&packet, remote).await.is_ok() {
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                 }
                 header.sequence = header.sequence.wrapping_add(1);

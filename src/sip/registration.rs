@@ -1,33 +1,40 @@
 //! Registration of the accounts that have a Registrar or PublicDomain (RFC 3261 section 10):
-//! REGISTER with digest auth, refresh before expiry, re-register when the account changes,
-//! un-register (Expires: 0) when it goes or SIP is disabled. Results land in the store, where
-//! GetSIPAccountStatus(es) read them: RegURI, the last status code and reason phrase.
+//! REGISTER with digest auth, refresh at 90 % of the granted time, re-register when the account
+//! or the device's SIP ports change, un-register (Expires: 0) when it goes or SIP is disabled.
+//! Results land in the store, where GetSIPAccountStatus(es) read them: RegURI, the last status
+//! code and reason phrase.
+//!
+//! REGISTERs go through client transactions (retransmission and the 408 of Timer F are theirs).
+//! A registration names its registrar by address: when a TCP or TLS connection to it is gone
+//! (the registrar restarted), the next REGISTER opens a new one.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::time::Instant;
+use tokio_util::time::{delay_queue, DelayQueue};
 
-use super::address::{host_of, hostport, random_token};
+use super::address::{random_token, Local};
+use super::connect::{ConnectError, Connector, Destination, Purpose};
 use super::digest;
+use super::headers::{CSeq, NameAddr, Uri};
 use super::message::{SipMessage, StartLine};
-use super::network::Network;
-use super::transport::{Kind, Reply};
+use super::transaction::Transactions;
+use super::transport::{Path, Transports};
+use super::uac::kind_of;
 use crate::model::attribute::int_attribute;
 use crate::model::sip_account::{Registration, Transport};
 use crate::model::SipAccount;
 use crate::store::Store;
 
-/// RFC 3261 T1 and the transaction timeout (Timer F) for REGISTER over UDP.
-const T1: Duration = Duration::from_millis(500);
-const TIMER_F: Duration = Duration::from_secs(32);
 /// How long to wait before trying again after a failure.
 const RETRY: Duration = Duration::from_secs(30);
 /// How long to wait when the registrar could not even be addressed (SIP starting, DNS).
 const RETRY_UNREACHABLE: Duration = Duration::from_secs(1);
+/// Un-registrations in flight at most (each is one REGISTER, and a second with credentials).
+const MAX_LEAVING: usize = 256;
 
 /// What a registration needs; a change of any of it means registering again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,10 +47,12 @@ struct Params {
     transport: Transport,
     verify: bool,
     interval: u32,
+    /// The device's address and ports, which the Contact carries.
+    local: Local,
 }
 
 impl Params {
-    fn of(account: &SipAccount, config_attributes: &[crate::model::Attribute]) -> Option<Params> {
+    fn of(account: &SipAccount, config_attributes: &[crate::model::Attribute], local: Local) -> Option<Params> {
         if !account.enabled || !account.registers() {
             return None;
         }
@@ -68,7 +77,13 @@ impl Params {
             transport: account.transport,
             verify: account.verify_server_certificate,
             interval: u32::try_from(interval).unwrap_or(3600),
+            local,
         })
+    }
+
+    fn destination(&self) -> Option<Destination> {
+        let (host, port) = Uri::parse(&format!("sip:{}", self.registrar)).ok()?.host_port()?;
+        Some(Destination { kind: kind_of(self.transport), host, port, verify: self.verify })
     }
 }
 
@@ -78,167 +93,221 @@ struct Entry {
     call_id: String,
     local_tag: String,
     cseq: u32,
-    reply: Option<Reply>,
-    /// The REGISTER in flight, with its retransmission schedule (UDP).
-    in_flight: Option<(SipMessage, Instant, Duration, Instant)>,
+    /// Where the registrar is, once known.
+    path: Option<Path>,
+    /// The Expires of the REGISTER in flight (0 when leaving).
+    expires: u32,
     auth_tried: bool,
-    /// When to register again (refresh or retry).
-    next: Instant,
-    /// Sending Expires: 0.
-    leaving: bool,
+    /// The refresh or retry timer.
+    timer: Option<delay_queue::Key>,
 }
 
 /// The registrations of one device.
 #[derive(Debug, Default)]
 pub struct Registrations {
+    /// By account id.
     entries: HashMap<String, Entry>,
+    /// Un-registering, until their final answer.
+    leaving: Vec<Entry>,
+    /// Refresh and retry times, by account id.
+    due: DelayQueue<String>,
 }
 
 /// What registering needs from the user agent.
 pub struct Context<'a> {
     /// The store (accounts, configuration, status board).
     pub store: &'a Arc<Store>,
-    /// The way out.
-    pub network: &'a Network,
-    /// Address written in Via and Contact.
-    pub address: IpAddr,
+    /// Where REGISTERs are sent.
+    pub transactions: &'a mut Transactions<Arc<Transports>>,
+    /// Opens paths to registrars.
+    pub connector: &'a Connector,
+    /// The device's address and ports.
+    pub local: Local,
 }
 
 impl Registrations {
     /// Brings the registrations in line with the store: new or changed accounts register,
     /// removed ones (or all, when SIP is off) un-register.
-    pub async fn reconcile(&mut self, ctx: &Context<'_>) {
+    pub fn reconcile(&mut self, ctx: &mut Context<'_>) {
+        let local = ctx.local;
         let (enabled, wanted): (bool, HashMap<String, Params>) = ctx.store.read(|s| {
             let attrs = &s.sip_configuration.attribute;
             (
                 s.sip_configuration.sip_enabled,
-                s.sip_accounts.values().filter_map(|a| Params::of(a, attrs).map(|p| (a.id.clone(), p))).collect(),
+                s.sip_accounts.values().filter_map(|a| Params::of(a, attrs, local).map(|p| (a.id.clone(), p))).collect(),
             )
         });
         let wanted = if enabled { wanted } else { HashMap::new() };
-        tracing::debug!(accounts = wanted.len(), "reconciling registrations");
-        let gone: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(id, e)| !e.leaving && wanted.get(*id) != Some(&e.params))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let gone: Vec<String> =
+            self.entries.iter().filter(|(id, e)| wanted.get(*id) != Some(&e.params)).map(|(id, _)| id.clone()).collect();
         for id in gone {
             ctx.store.set_registration(&id, None);
-            if let Some(e) = self.entries.get_mut(&id) {
-                if enabled {
-                    e.leaving = true;
-                    e.auth_tried = false;
-                    send(e, 0, ctx).await;
-                } else {
-                    self.entries.remove(&id); // the listeners are gone: nothing can be sent
+            let Some(mut e) = self.entries.remove(&id) else { continue };
+            if let Some(k) = e.timer.take() {
+                self.due.try_remove(&k);
+            }
+            // Un-register where we registered; with SIP off there is no socket left to send on.
+            if enabled && e.path.is_some() && self.leaving.len() < MAX_LEAVING {
+                e.auth_tried = false;
+                e.expires = 0;
+                if send(&mut e, None, ctx).is_ok() {
+                    self.leaving.push(e);
                 }
             }
         }
         for (id, params) in wanted {
-            if self.entries.get(&id).is_some_and(|e| e.params == params && !e.leaving) {
+            if self.entries.contains_key(&id) {
                 continue;
             }
-            self.entries.remove(&id);
-            let mut entry = Entry {
+            let expires = params.interval;
+            let entry = Entry {
                 params,
                 call_id: format!("{}@doorsim", random_token()),
                 local_tag: random_token(),
                 cseq: 0,
-                reply: None,
-                in_flight: None,
+                path: None,
+                expires,
                 auth_tried: false,
-                next: Instant::now(),
-                leaving: false,
+                timer: None,
             };
-            let interval = entry.params.interval;
-            send(&mut entry, interval, ctx).await;
-            self.entries.insert(id, entry);
+            self.entries.insert(id.clone(), entry);
+            self.register(&id, ctx);
         }
     }
 
-    /// Retransmits over UDP, gives up after Timer F, refreshes and retries when due.
-    pub async fn tick(&mut self, ctx: &Context<'_>) {
-        let now = Instant::now();
-        let ids: Vec<String> = self.entries.keys().cloned().collect();
-        for id in ids {
-            let Some(e) = self.entries.get_mut(&id) else { continue };
-            if let Some((message, next, interval, give_up)) = e.in_flight.as_mut() {
-                if now >= *give_up {
-                    e.in_flight = None;
-                    e.next = now + RETRY;
-                    record(ctx.store, &id, e, 408, "Request Timeout");
-                } else if now >= *next {
-                    if let Some(r) = &e.reply {
-                        r.send(message);
-                    }
-                    *interval = (*interval * 2).min(Duration::from_secs(4));
-                    *next = now + *interval;
-                }
-            } else if !e.leaving && now >= e.next {
-                e.auth_tried = false;
-                let interval = e.params.interval;
-                send(e, interval, ctx).await;
+    /// The next account whose refresh or retry is due. Pending while none is scheduled.
+    pub async fn next_due(&mut self) -> String {
+        match poll_fn(|cx| self.due.poll_expired(cx)).await {
+            Some(expired) => expired.into_inner(),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Account `id`'s refresh or retry is due.
+    pub fn due(&mut self, id: &str, ctx: &mut Context<'_>) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.timer = None;
+            e.auth_tried = false;
+            e.expires = e.params.interval;
+            self.register(id, ctx);
+        }
+    }
+
+    /// Sends account `id`'s REGISTER, opening a path to the registrar first when there is none
+    /// (or its connection is gone).
+    fn register(&mut self, id: &str, ctx: &mut Context<'_>) {
+        let Some(e) = self.entries.get_mut(id) else { return };
+        let connected = |p: &Path| !p.kind.reliable() || ctx.connector.streams.transports.connected(p.kind, p.peer);
+        if !e.path.as_ref().is_some_and(connected) {
+            e.path = None;
+            let Some(destination) = e.params.destination() else {
+                return self.failed(id, ctx, 400, "Bad Registrar", RETRY);
+            };
+            match ctx.connector.ready(&destination) {
+                Some(path) => e.path = Some(path),
+                None => return ctx.connector.open(Purpose::Register(id.to_owned()), destination),
+            }
+        }
+        if let Err(why) = send(e, None, ctx) {
+            tracing::info!(registrar = %e.params.registrar, %why, "REGISTER not sent");
+            e.path = None;
+            self.failed(id, ctx, 503, "Service Unavailable", RETRY_UNREACHABLE);
+        }
+    }
+
+    /// A path to account `id`'s registrar was opened, or could not be.
+    pub fn on_path(&mut self, id: &str, result: Result<Path, ConnectError>, ctx: &mut Context<'_>) {
+        let Some(e) = self.entries.get_mut(id) else { return };
+        match result {
+            Ok(path) => {
+                e.path = Some(path);
+                self.register(id, ctx);
+            }
+            Err(why) => {
+                tracing::info!(registrar = %e.params.registrar, %why, "cannot reach the registrar");
+                self.failed(id, ctx, 503, "Service Unavailable", RETRY_UNREACHABLE);
             }
         }
     }
 
-    /// Handles a response to a REGISTER; returns whether it was one of ours.
-    pub async fn on_response(&mut self, response: &SipMessage, ctx: &Context<'_>) -> bool {
-        let call_id = response.header("Call-ID").unwrap_or_default();
-        let Some((id, e)) = self.entries.iter_mut().find(|(_, e)| e.call_id == call_id) else { return false };
-        let id = id.clone();
-        let Some(code) = response.code() else { return true };
-        if response.cseq().map(|(n, _)| n) != Some(e.cseq) || code < 200 {
-            return true;
+    fn failed(&mut self, id: &str, ctx: &Context<'_>, status: u16, text: &str, retry: Duration) {
+        if let Some(e) = self.entries.get_mut(id) {
+            record(ctx.store, id, e, status, text);
+            schedule(&mut self.due, id, e, retry);
         }
-        e.in_flight = None;
+    }
+
+    /// A final response to a REGISTER (or the 408 of its Timer F).
+    pub fn on_response(&mut self, response: &SipMessage, ctx: &mut Context<'_>) {
+        let Some(code) = response.code().filter(|c| *c >= 200) else { return };
+        let call_id = response.header("Call-ID").unwrap_or_default();
+        let number = response.cseq().map(|(n, _)| n);
+        if let Some(i) = self.leaving.iter().position(|e| e.call_id == call_id && Some(e.cseq) == number) {
+            let mut e = self.leaving.swap_remove(i);
+            if matches!(code, 401 | 407) && !e.auth_tried {
+                e.auth_tried = true;
+                if let Some(credentials) = credentials(&e, response) {
+                    if send(&mut e, Some(credentials), ctx).is_ok() {
+                        self.leaving.push(e);
+                    }
+                }
+            }
+            return;
+        }
+        let Some((id, e)) = self.entries.iter_mut().find(|(_, e)| e.call_id == call_id) else { return };
+        if number != Some(e.cseq) {
+            return;
+        }
+        let id = id.clone();
         let reason = match &response.start {
             StartLine::Response { reason, .. } => reason.clone(),
             StartLine::Request { .. } => String::new(),
         };
-        if e.leaving {
-            self.entries.remove(&id);
-            return true;
-        }
         match code {
             200..=299 => {
                 let granted = response
                     .header("Expires")
-                    .and_then(|v| v.parse::<u64>().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
                     .or_else(|| {
                         response.header_values("Contact").iter().find_map(|c| {
-                            c.split(';').find_map(|p| p.trim().strip_prefix("expires=").and_then(|v| v.parse().ok()))
+                            NameAddr::parse(c).ok()?.params.get("expires")?.parse().ok()
                         })
                     })
                     .unwrap_or(u64::from(e.params.interval))
                     .max(1);
-                // Refresh at 90 % of the granted time, as UAs commonly do.
-                e.next = Instant::now() + Duration::from_secs(granted) * 9 / 10;
                 e.auth_tried = false;
                 record(ctx.store, &id, e, code, &reason);
+                // Refresh at 90 % of the granted time, as UAs commonly do.
+                schedule(&mut self.due, &id, e, Duration::from_secs(granted) * 9 / 10);
             }
             401 | 407 if !e.auth_tried => {
                 e.auth_tried = true;
-                let uri = format!("sip:{}", e.params.domain);
-                match digest::answer(response, "REGISTER", &uri, &e.params.auth_user, &e.params.password) {
-                    Some(credentials) => {
-                        let interval = e.params.interval;
-                        send_with(e, interval, Some(credentials), ctx).await;
+                match credentials(e, response) {
+                    Some(c) => {
+                        if let Err(why) = send(e, Some(c), ctx) {
+                            tracing::info!(%why, "REGISTER not sent");
+                            e.path = None;
+                            self.failed(&id, ctx, 503, "Service Unavailable", RETRY_UNREACHABLE);
+                        }
                     }
-                    None => {
-                        e.next = Instant::now() + RETRY;
-                        record(ctx.store, &id, e, code, &reason);
-                    }
+                    None => self.failed(&id, ctx, code, &reason, RETRY),
                 }
             }
             _ => {
-                e.next = Instant::now() + RETRY;
-                record(ctx.store, &id, e, code, &reason);
+                if code == 408 || code == 503 {
+                    e.path = None; // look the registrar up (and connect) afresh
+                }
+                self.failed(&id, ctx, code, &reason, RETRY);
             }
         }
-        true
     }
+}
+
+fn schedule(due: &mut DelayQueue<String>, id: &str, e: &mut Entry, after: Duration) {
+    if let Some(k) = e.timer.take() {
+        due.try_remove(&k);
+    }
+    e.timer = Some(due.insert(id.to_owned(), after));
 }
 
 fn record(store: &Store, id: &str, e: &Entry, status: u16, text: &str) {
@@ -248,39 +317,34 @@ fn record(store: &Store, id: &str, e: &Entry, status: u16, text: &str) {
     );
 }
 
-async fn send(e: &mut Entry, expires: u32, ctx: &Context<'_>) {
-    send_with(e, expires, None, ctx).await;
+fn credentials(e: &Entry, challenge: &SipMessage) -> Option<(&'static str, String)> {
+    let uri = format!("sip:{}", e.params.domain);
+    digest::answer(challenge, "REGISTER", &uri, &e.params.auth_user, &e.params.password)
 }
 
-/// Sends a REGISTER (a new CSeq each time), optionally with credentials.
-async fn send_with(e: &mut Entry, expires: u32, credentials: Option<(&'static str, String)>, ctx: &Context<'_>) {
-    if e.reply.is_none() {
-        match ctx.network.path(e.params.transport, &hostport(&e.params.registrar), e.params.verify).await {
-            Ok(r) => e.reply = Some(r),
-            Err(why) => {
-                tracing::info!(registrar = %e.params.registrar, why, "cannot reach the registrar");
-                e.next = Instant::now() + RETRY_UNREACHABLE;
-                return;
-            }
-        }
-    }
-    let Some(reply) = e.reply.clone() else { return };
+/// Sends a REGISTER on the entry's path (a new CSeq each time), optionally with credentials.
+fn send(
+    e: &mut Entry,
+    credentials: Option<(&'static str, String)>,
+    ctx: &mut Context<'_>,
+) -> Result<(), super::transport::SendError> {
+    let path = e.path.ok_or(super::transport::SendError::NoConnection)?;
     e.cseq += 1;
-    let (port, kind) = (ctx.store.read(|s| s.sip_configuration.sip_port), reply.kind());
-    let host = host_of(ctx.address);
-    let aor = format!("<sip:{}@{}>", e.params.user, e.params.domain);
+    let local = e.params.local;
+    let aor = Uri::parse(&format!("sip:{}@{}", e.params.user, e.params.domain))
+        .map(NameAddr::new)
+        .unwrap_or_else(|_| local.contact(&e.params.user, path.kind));
+    let mut contact = local.contact(&e.params.user, path.kind);
+    contact.params.remove("expires");
     let mut headers = vec![
-        ("Via".to_owned(), format!("SIP/2.0/{} {host}:{port};branch=z9hG4bK{};rport", kind.via(), random_token())),
+        ("Via".to_owned(), local.via(path.kind).to_string()),
         ("Max-Forwards".to_owned(), "70".to_owned()),
-        ("From".to_owned(), format!("{aor};tag={}", e.local_tag)),
-        ("To".to_owned(), aor),
+        ("From".to_owned(), aor.clone().with_tag(&e.local_tag).to_string()),
+        ("To".to_owned(), aor.to_string()),
         ("Call-ID".to_owned(), e.call_id.clone()),
-        ("CSeq".to_owned(), format!("{} REGISTER", e.cseq)),
-        (
-            "Contact".to_owned(),
-            format!("<sip:{}@{host}:{port};transport={}>", e.params.user, kind.via().to_ascii_lowercase()),
-        ),
-        ("Expires".to_owned(), expires.to_string()),
+        ("CSeq".to_owned(), CSeq::new(e.cseq, "REGISTER").to_string()),
+        ("Contact".to_owned(), contact.to_string()),
+        ("Expires".to_owned(), e.expires.to_string()),
         ("User-Agent".to_owned(), "doorsim".to_owned()),
     ];
     if let Some((name, value)) = credentials {
@@ -291,9 +355,6 @@ async fn send_with(e: &mut Entry, expires: u32, credentials: Option<(&'static st
         headers,
         body: Bytes::new(),
     };
-    tracing::debug!(registrar = %e.params.registrar, cseq = e.cseq, expires, "REGISTER");
-    reply.send(&register);
-    let now = Instant::now();
-    let retransmit_at = if kind == Kind::Udp { now + T1 } else { now + TIMER_F };
-    e.in_flight = Some((register, retransmit_at, T1, now + TIMER_F));
+    tracing::debug!(registrar = %e.params.registrar, cseq = e.cseq, expires = e.expires, "REGISTER");
+    ctx.transactions.request(path, register).map(drop)
 }

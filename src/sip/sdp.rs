@@ -1,5 +1,10 @@
-//! SDP offer/answer for audio (RFC 3264, RFC 4566), sans I/O: read a peer's offer or answer,
-//! pick a codec from the device's priority list, write our offer or answer.
+//! SDP offer/answer for audio (RFC 3264, RFC 4566), sans I/O: read a peer's offer or answer
+//! (its direction, a refused stream on port 0, `fmtp`), pick a codec from the device's
+//! priority list, write our offer or answer with the direction that answers theirs (hold).
+//!
+//! A small reader of our own: the device needs one audio stream's address, formats and
+//! direction, and must refuse malformed text without panicking; `sdp-types` would bring a
+//! whole session model for the same four fields.
 
 use std::net::IpAddr;
 
@@ -14,6 +19,61 @@ pub struct RemoteAudio {
     pub port: u16,
     /// Offered formats: payload type and encoding name, in the peer's order.
     pub formats: Vec<(u8, String)>,
+    /// The stream's direction (media level over session level; sendrecv when absent).
+    pub direction: Direction,
+    /// `a=fmtp` parameters by payload type.
+    pub fmtp: Vec<(u8, String)>,
+}
+
+/// A media direction attribute (RFC 3264 section 5.1, 6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Both ways.
+    #[default]
+    SendRecv,
+    /// The writer only sends (the peer puts us on hold).
+    SendOnly,
+    /// The writer only receives.
+    RecvOnly,
+    /// Neither way.
+    Inactive,
+}
+
+impl Direction {
+    fn parse(attribute: &str) -> Option<Direction> {
+        Some(match attribute {
+            "sendrecv" => Direction::SendRecv,
+            "sendonly" => Direction::SendOnly,
+            "recvonly" => Direction::RecvOnly,
+            "inactive" => Direction::Inactive,
+            _ => return None,
+        })
+    }
+
+    /// The attribute text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    /// The direction an answer takes to an offer with this one (RFC 3264 section 6.1).
+    pub fn answer(self) -> Direction {
+        match self {
+            Direction::SendRecv => Direction::SendRecv,
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            Direction::Inactive => Direction::Inactive,
+        }
+    }
+
+    /// Whether the peer that wrote this direction wants to receive our media.
+    pub fn peer_receives(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
 }
 
 /// What both sides agreed on.
@@ -34,6 +94,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
     let mut in_audio = false;
     let mut audio: Option<(u16, Vec<u8>)> = None;
     let mut names: Vec<(u8, String)> = Vec::new();
+    let (mut session_direction, mut media_direction) = (None, None);
+    let mut fmtp = Vec::new();
     for line in sdp.lines().map(str::trim_end) {
         let Some((kind, value)) = line.split_once('=') else { continue };
         match kind {
@@ -65,8 +127,15 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
                     if let (Ok(pt), Some(name)) = (pt.parse::<u8>(), encoding.split('/').next()) {
                         names.push((pt, name.to_owned()));
                     }
+                } else if let Some(params) = value.strip_prefix("fmtp:") {
+                    if let Some((pt, p)) = params.split_once(' ').and_then(|(pt, p)| Some((pt.parse::<u8>().ok()?, p))) {
+                        fmtp.push((pt, p.trim().to_owned()));
+                    }
+                } else if let Some(d) = Direction::parse(value.trim()) {
+                    media_direction = Some(d);
                 }
             }
+            "a" if audio.is_none() => session_direction = Direction::parse(value.trim()).or(session_direction),
             _ => {}
         }
     }
@@ -83,7 +152,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
             (pt, name)
         })
         .collect();
-    Ok(RemoteAudio { address, port, formats })
+    let direction = media_direction.or(session_direction).unwrap_or_default();
+    Ok(RemoteAudio { address, port, formats, direction, fmtp })
 }
 
 /// Picks the first codec of `preference` (device priority list, SDP names) that the peer has.
@@ -100,12 +170,13 @@ pub fn negotiate(remote: &RemoteAudio, preference: &[String]) -> Option<Negotiat
     Some(Negotiated { codec, payload_type, telephone_event })
 }
 
-/// Writes a session description offering `formats` (payload type, name) on `port`.
-pub fn write(session_id: u64, address: IpAddr, port: u16, formats: &[(u8, &str)]) -> String {
+/// Writes a session description offering `formats` (payload type, name) on `port`, with
+/// `direction`; `version` is the `o=` line's version, raised with each new description.
+pub fn write(session_id: u64, version: u64, address: IpAddr, port: u16, formats: &[(u8, &str)], direction: Direction) -> String {
     let ip = if address.is_ipv4() { "IP4" } else { "IP6" };
     let pts: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
     let mut sdp = format!(
-        "v=0\r\no=doorsim {session_id} {session_id} IN {ip} {address}\r\ns=doorsim\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
+        "v=0\r\no=doorsim {session_id} {version} IN {ip} {address}\r\ns=doorsim\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
          m=audio {port} RTP/AVP {}\r\n",
         pts.join(" ")
     );
@@ -115,7 +186,7 @@ pub fn write(session_id: u64, address: IpAddr, port: u16, formats: &[(u8, &str)]
             sdp.push_str(&format!("a=fmtp:{pt} 0-15\r\n"));
         }
     }
-    sdp.push_str("a=ptime:20\r\na=sendrecv\r\n");
+    sdp.push_str(&format!("a=ptime:20\r\na={}\r\n", direction.as_str()));
     sdp
 }
 
@@ -158,11 +229,27 @@ mod tests {
     }
 
     #[test]
+    fn hold_directions_are_read_at_media_over_session_level() {
+        let held = SIPP_OFFER.replace("m=audio", "a=sendonly\r\nm=audio");
+        assert_eq!(parse(&held).expect("valid").direction, Direction::SendOnly);
+        let inactive = format!("{SIPP_OFFER}a=inactive\r\n");
+        assert_eq!(parse(&inactive).expect("valid").direction, Direction::Inactive);
+        let both = format!("{held}a=sendrecv\r\n");
+        assert_eq!(parse(&both).expect("valid").direction, Direction::SendRecv, "media level wins");
+        assert_eq!(Direction::SendOnly.answer(), Direction::RecvOnly);
+        assert!(!Direction::SendOnly.peer_receives() && !Direction::Inactive.peer_receives());
+        let refused = SIPP_OFFER.replace("m=audio 6000", "m=audio 0");
+        assert_eq!(parse(&refused).expect("valid").port, 0);
+    }
+
+    #[test]
     fn writes_what_it_reads() {
         let prefs = ["PCMA".to_owned(), "PCMU".to_owned(), "telephone-event".to_owned()];
-        let sdp = write(7, "127.0.0.1".parse().expect("ip"), 4000, &offer_formats(&prefs));
+        let sdp = write(7, 7, "127.0.0.1".parse().expect("ip"), 4000, &offer_formats(&prefs), Direction::SendRecv);
         let back = parse(&sdp).expect("parses");
         assert_eq!(back.port, 4000);
+        assert_eq!(back.direction, Direction::SendRecv);
+        assert_eq!(back.fmtp, vec![(101, "0-15".to_owned())]);
         assert_eq!(back.formats.iter().map(|(pt, _)| *pt).collect::<Vec<_>>(), [8, 0, 101]);
     }
 }

@@ -1,18 +1,25 @@
 //! SIP transports: UDP datagrams, and TCP and TLS streams (framed by Content-Length), on the
-//! configured SIPPort and SIPTLSPort. Each received message goes to the user agent with the path to answer it on; a message
-//! that cannot be parsed is answered here (400/505) when it carries a Via, and dropped otherwise.
+//! configured SIPPort and SIPTLSPort, plus the connections the device opens itself.
+//!
+//! A [`Path`] names where a message goes (transport and peer address), never a socket: the
+//! [`Transports`] table looks up the current UDP socket or the open connection to that peer
+//! when a message is sent. So a moved SIPPort or a restarted peer never leaves a stale socket
+//! alive in a dialog or a registration. Each received message goes to the user agent with the
+//! path to answer it on; a message that cannot be parsed is answered here (400/505) when it
+//! carries a Via, and dropped otherwise.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_util::task::TaskTracker;
 
 use super::message::{error_response, frame, Framing, SipMessage, MAX_MESSAGE};
 use crate::listener::next_admitted;
@@ -20,15 +27,16 @@ use crate::listener::next_admitted;
 /// Messages waiting for the user agent; beyond this, UDP messages are dropped (the peer
 /// retransmits) and TCP readers wait.
 pub const INBOUND_QUEUE: usize = 1024;
-/// Most TCP connections at once.
-const MAX_TCP: usize = 256;
-/// Messages waiting to be written on one TCP connection.
+/// Most TCP and TLS connections at once, accepted and opened together.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Messages waiting to be written on one connection; beyond this a message is dropped (the
+/// transaction layer retransmits or times out, as over UDP).
 const OUTBOUND_QUEUE: usize = 64;
 /// A TLS handshake must finish within this time.
-const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+pub const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Which transport a message came on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// UDP.
     Udp,
@@ -47,46 +55,100 @@ impl Kind {
             Kind::Tls => "TLS",
         }
     }
-}
 
-/// Where to send messages back to a peer.
-#[derive(Debug, Clone)]
-pub enum Reply {
-    /// A datagram to this address.
-    Udp {
-        /// The listening socket.
-        socket: Arc<UdpSocket>,
-        /// The peer's source address (symmetric response routing, as with `rport`).
-        to: SocketAddr,
-    },
-    /// On the same stream connection (TCP or TLS).
-    Stream(mpsc::Sender<Vec<u8>>, Kind),
-}
-
-impl Reply {
-    /// Sends a message; a closed or full connection drops it (the peer retransmits or gives up).
-    pub fn send(&self, message: &SipMessage) {
-        let bytes = message.to_bytes();
+    /// The `transport=` URI parameter value.
+    pub fn param(self) -> &'static str {
         match self {
-            Reply::Udp { socket, to } => {
-                if let Err(e) = socket.try_send_to(&bytes, *to) {
-                    tracing::debug!(error = %e, "SIP send failed");
-                }
-            }
-            Reply::Stream(tx, _) => {
-                if tx.try_send(bytes).is_err() {
-                    tracing::debug!("SIP connection closed or congested");
-                }
-            }
+            Kind::Udp => "udp",
+            Kind::Tcp => "tcp",
+            Kind::Tls => "tls",
         }
     }
 
-    /// The transport kind.
-    pub fn kind(&self) -> Kind {
-        match self {
-            Reply::Udp { .. } => Kind::Udp,
-            Reply::Stream(_, kind) => *kind,
+    /// Whether the transport is reliable (no retransmissions, RFC 3261 section 17).
+    pub fn reliable(self) -> bool {
+        self != Kind::Udp
+    }
+}
+
+/// Where a message goes: a transport and the peer's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Path {
+    /// The transport.
+    pub kind: Kind,
+    /// The peer (for UDP, its source address: symmetric response routing, as with `rport`).
+    pub peer: SocketAddr,
+}
+
+/// Why a message could not be handed to the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum SendError {
+    /// SIP is not listening (no UDP socket).
+    #[error("SIP is not listening")]
+    NotListening,
+    /// No open connection to that peer.
+    #[error("no connection to the peer")]
+    NoConnection,
+    /// The connection's queue is full or the datagram could not be sent.
+    #[error("the transport refused the message")]
+    Refused,
+}
+
+/// What sends messages on a path: the [`Transports`] table, or a recorder in unit tests.
+pub trait Wire {
+    /// Sends `message` on `path` without waiting.
+    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), SendError>;
+}
+
+/// The device's sockets: the current UDP socket and the open connections by peer.
+#[derive(Debug, Default)]
+pub struct Transports {
+    /// The UDP socket of the running listeners (none while SIP is off).
+    udp: Mutex<Option<Arc<UdpSocket>>>,
+    /// Writers of open connections; at most [`MAX_CONNECTIONS`] (one permit each).
+    streams: Mutex<HashMap<(Kind, SocketAddr), Writer>>,
+}
+
+/// The queue into one connection's writer task.
+type Writer = mpsc::Sender<Vec<u8>>;
+
+impl Wire for Transports {
+    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), SendError> {
+        let bytes = message.to_bytes();
+        match path.kind {
+            Kind::Udp => {
+                let socket = lock(&self.udp).clone().ok_or(SendError::NotListening)?;
+                socket.try_send_to(&bytes, path.peer).map(drop).map_err(|e| {
+                    tracing::debug!(error = %e, peer = %path.peer, "SIP datagram not sent");
+                    SendError::Refused
+                })
+            }
+            kind => {
+                let writer = lock(&self.streams).get(&(kind, path.peer)).cloned().ok_or(SendError::NoConnection)?;
+                writer.try_send(bytes).map_err(|_| SendError::Refused)
+            }
         }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Transports {
+    /// Puts the listeners' UDP socket in place (or removes it).
+    pub fn set_udp(&self, socket: Option<Arc<UdpSocket>>) {
+        *lock(&self.udp) = socket;
+    }
+
+    /// Whether a connection to `peer` over `kind` is open.
+    pub fn connected(&self, kind: Kind, peer: SocketAddr) -> bool {
+        lock(&self.streams).get(&(kind, peer)).is_some_and(|w| !w.is_closed())
+    }
+
+    /// The local address of the UDP socket, while listening.
+    pub fn udp_port(&self) -> Option<u16> {
+        lock(&self.udp).as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port())
     }
 }
 
@@ -95,20 +157,18 @@ impl Reply {
 pub struct Inbound {
     /// The message.
     pub message: SipMessage,
-    /// Where it came from.
-    pub from: SocketAddr,
-    /// How to answer.
-    pub reply: Reply,
+    /// Where it came from, and how to answer.
+    pub path: Path,
 }
 
 /// Answers what could not be parsed; returns the message when it parsed.
-fn accept(raw: &[u8], reply: &Reply) -> Option<SipMessage> {
+fn accept(raw: &[u8], path: &Path, transports: &Transports) -> Option<SipMessage> {
     match SipMessage::parse(raw) {
         Ok(m) => Some(m),
         Err(e) => {
             tracing::debug!(error = %e, "malformed SIP message");
             if let Some(response) = error_response(raw, &e) {
-                reply.send(&response);
+                let _ = transports.send(path, &response);
             }
             None
         }
@@ -116,7 +176,12 @@ fn accept(raw: &[u8], reply: &Reply) -> Option<SipMessage> {
 }
 
 /// Receives datagrams on `socket` until `shutdown`.
-pub async fn run_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken) {
+pub async fn run_udp(
+    socket: Arc<UdpSocket>,
+    transports: Arc<Transports>,
+    inbound: mpsc::Sender<Inbound>,
+    shutdown: CancellationToken,
+) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let (n, from) = tokio::select! {
@@ -133,124 +198,111 @@ pub async fn run_udp(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>, shu
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue; // keep-alive
         }
-        let reply = Reply::Udp { socket: socket.clone(), to: from };
-        if let Some(message) = accept(data, &reply) {
-            if inbound.try_send(Inbound { message, from, reply }).is_err() {
+        let path = Path { kind: Kind::Udp, peer: from };
+        if let Some(message) = accept(data, &path, &transports) {
+            if inbound.try_send(Inbound { message, path }).is_err() {
                 tracing::warn!("SIP inbound queue full, dropping a datagram");
             }
         }
     }
 }
 
-/// Accepts TCP connections on `listener` until `shutdown`; with `tls`, each one is a TLS
-/// connection.
-pub async fn run_stream(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
-) {
-    let permits = Arc::new(Semaphore::new(MAX_TCP));
-    loop {
-        let Some((stream, from, permit)) = next_admitted(&listener, &permits, &shutdown, "SIP").await else {
-            return;
-        };
-        let (inbound, shutdown, tls) = (inbound.clone(), shutdown.clone(), tls.clone());
-        tokio::spawn(async move {
+/// Where connections report and how many may be open; shared by the listeners and the
+/// connector.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    /// The table connections register in.
+    pub transports: Arc<Transports>,
+    /// Where received messages go.
+    pub inbound: mpsc::Sender<Inbound>,
+    /// One permit per open connection.
+    pub permits: Arc<Semaphore>,
+    /// The device's tasks.
+    pub tracker: TaskTracker,
+}
+
+impl Streams {
+    /// A stream table over `transports` reporting to `inbound`.
+    pub fn new(transports: Arc<Transports>, inbound: mpsc::Sender<Inbound>, tracker: TaskTracker) -> Streams {
+        Streams { transports, inbound, permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)), tracker }
+    }
+
+    /// Registers an open connection to `peer` and reads it in the background until it closes or
+    /// `shutdown`; it leaves the table when it ends. A connection already open to the same peer
+    /// is replaced.
+    pub fn start<S>(
+        &self,
+        stream: S,
+        kind: Kind,
+        peer: SocketAddr,
+        permit: OwnedSemaphorePermit,
+        shutdown: CancellationToken,
+    ) where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (reader, mut writer) = tokio::io::split(stream);
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
+        let closed = CancellationToken::new();
+        let writer_closed = closed.clone();
+        self.tracker.spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if writer.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            writer_closed.cancel();
+        });
+        lock(&self.transports.streams).insert((kind, peer), tx.clone());
+        let this = self.clone();
+        self.tracker.spawn(async move {
             let _permit = permit;
-            match tls {
-                None => serve(stream, Kind::Tcp, from, inbound, shutdown).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve(tls, Kind::Tls, from, inbound, shutdown).await,
-                    Ok(Err(e)) => tracing::debug!(%from, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%from, "TLS handshake timed out"),
-                },
+            let path = Path { kind, peer };
+            tokio::select! {
+                () = read_stream(reader, path, &this) => {}
+                () = closed.cancelled() => {}
+                () = shutdown.cancelled() => {}
+            }
+            let mut table = lock(&this.transports.streams);
+            if table.get(&(kind, peer)).is_some_and(|w| w.same_channel(&tx)) {
+                table.remove(&(kind, peer));
             }
         });
     }
 }
 
-/// Opens a connection to `to` for requests the device sends (TLS when `tls` gives a connector
-/// and the server name); what comes back on it goes to `inbound` like any received message.
-pub async fn connect(
-    to: SocketAddr,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
-    inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
-) -> std::io::Result<Reply> {
-    let stream = TcpStream::connect(to).await?;
-    Ok(match tls {
-        None => start_stream(stream, Kind::Tcp, to, inbound, shutdown),
-        Some((connector, name)) => {
-            let tls = tokio::time::timeout(HANDSHAKE, connector.connect(name, stream))
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-            start_stream(tls, Kind::Tls, to, inbound, shutdown)
-        }
-    })
-}
-
-/// Starts reading a connection in the background; returns the way to write to it.
-fn start_stream<S>(
-    stream: S,
-    kind: Kind,
-    peer: SocketAddr,
-    inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
-) -> Reply
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (reply, reader) = split(stream, kind);
-    tokio::spawn(read_stream(reader, peer, reply.clone(), inbound, shutdown));
-    reply
-}
-
-/// Splits a connection: a writer task owns the write half and ends when the last [`Reply`]
-/// clone (held by dialogs) is gone.
-fn split<S>(stream: S, kind: Kind) -> (Reply, ReadHalf<S>)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (reader, mut writer) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(OUTBOUND_QUEUE);
-    tokio::spawn(async move {
-        while let Some(bytes) = rx.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
+/// Accepts TCP connections on `listener` until `shutdown`; with `tls`, each one is a TLS
+/// connection.
+pub async fn run_stream(listener: TcpListener, tls: Option<TlsAcceptor>, streams: Streams, shutdown: CancellationToken) {
+    loop {
+        let Some((stream, from, permit)) = next_admitted(&listener, &streams.permits, &shutdown, "SIP").await else {
+            return;
+        };
+        match tls.clone() {
+            None => streams.start(stream, Kind::Tcp, from, permit, shutdown.clone()),
+            Some(acceptor) => {
+                let (streams, shutdown) = (streams.clone(), shutdown.clone());
+                streams.tracker.clone().spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => streams.start(tls, Kind::Tls, from, permit, shutdown),
+                        Ok(Err(e)) => tracing::debug!(%from, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%from, "TLS handshake timed out"),
+                    }
+                });
             }
         }
-    });
-    (Reply::Stream(tx, kind), reader)
-}
-
-/// Serves one accepted connection.
-async fn serve<S>(stream: S, kind: Kind, from: SocketAddr, inbound: mpsc::Sender<Inbound>, shutdown: CancellationToken)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let (reply, reader) = split(stream, kind);
-    read_stream(reader, from, reply, inbound, shutdown).await;
+    }
 }
 
 /// Reads and frames one connection.
-async fn read_stream<R>(
-    mut reader: R,
-    from: SocketAddr,
-    reply: Reply,
-    inbound: mpsc::Sender<Inbound>,
-    shutdown: CancellationToken,
-) where
+async fn read_stream<R>(mut reader: R, path: Path, streams: &Streams)
+where
     R: AsyncRead + Unpin,
 {
     let mut buf = BytesMut::with_capacity(4096);
-    'read: loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            r = reader.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            },
+    loop {
+        match reader.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
         loop {
             match frame(&buf) {
@@ -258,18 +310,18 @@ async fn read_stream<R>(
                 Ok(Framing::KeepAlive(n)) => buf.advance(n),
                 Ok(Framing::Message(n)) => {
                     let raw = buf.split_to(n);
-                    if let Some(message) = accept(&raw, &reply) {
-                        if inbound.send(Inbound { message, from, reply: reply.clone() }).await.is_err() {
-                            break 'read;
+                    if let Some(message) = accept(&raw, &path, &streams.transports) {
+                        if streams.inbound.send(Inbound { message, path }).await.is_err() {
+                            return;
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::debug!(%from, error = %e, "unframeable SIP stream, closing");
+                    tracing::debug!(peer = %path.peer, error = %e, "unframeable SIP stream, closing");
                     if let Some(response) = error_response(&buf, &e) {
-                        reply.send(&response);
+                        let _ = streams.transports.send(&path, &response);
                     }
-                    break 'read;
+                    return;
                 }
             }
         }

@@ -19,7 +19,7 @@ pub use cseq::CSeq;
 pub use name_addr::NameAddr;
 pub use params::Params;
 pub use uri::{Host, Uri};
-pub use via::Via;
+pub use via::{Via, MAGIC_COOKIE};
 
 use thiserror::Error;
 

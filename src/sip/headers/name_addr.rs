@@ -119,24 +119,24 @@ mod tests {
             "<sip:proxy.example.com;lr>",
             "<tel:+15551234>;tag=x",
         ] {
-            let value = NameAddr::parse(text).unwrap();
+            let value = NameAddr::parse(text).expect("valid in the test");
             assert_eq!(value.to_string(), text);
-            assert_eq!(NameAddr::parse(&value.to_string()).unwrap(), value);
+            assert_eq!(NameAddr::parse(&value.to_string()).expect("valid in the test"), value);
         }
     }
 
     #[test]
     fn forms_are_read() {
-        let bare = NameAddr::parse("sip:alice@h;tag=9").unwrap();
+        let bare = NameAddr::parse("sip:alice@h;tag=9").expect("valid in the test");
         assert_eq!(bare.tag(), Some("9"));
         assert_eq!(bare.to_string(), "<sip:alice@h>;tag=9");
-        let token = NameAddr::parse("Alice <sip:alice@h>").unwrap();
+        let token = NameAddr::parse("Alice <sip:alice@h>").expect("valid in the test");
         assert_eq!(token.display.as_deref(), Some("Alice"));
-        let quoted = NameAddr::parse("\"a, <b>\" <sip:x@h>").unwrap();
+        let quoted = NameAddr::parse("\"a, <b>\" <sip:x@h>").expect("valid in the test");
         assert_eq!(quoted.display.as_deref(), Some("a, <b>"));
-        let list = NameAddr::parse_list("<sip:a@h;lr>, \"x,y\" <sip:b@h>").unwrap();
+        let list = NameAddr::parse_list("<sip:a@h;lr>, \"x,y\" <sip:b@h>").expect("valid in the test");
         assert_eq!(list.len(), 2);
-        assert_eq!(NameAddr::new(Uri::parse("sip:h").unwrap()).with_tag("t").tag(), Some("t"));
+        assert_eq!(NameAddr::new(Uri::parse("sip:h").expect("valid in the test")).with_tag("t").tag(), Some("t"));
         for bad in ["<sip:a@h", "\"x <sip:a@h>", "<sip:a@h> junk", ""] {
             assert!(NameAddr::parse(bad).is_err(), "{bad}");
         }

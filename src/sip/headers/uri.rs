@@ -201,20 +201,20 @@ mod tests {
             "sip:6001:secret@pbx.local;user=phone?subject=x",
             "tel:+15551234",
         ] {
-            let uri = Uri::parse(text).unwrap();
+            let uri = Uri::parse(text).expect("valid in the test");
             assert_eq!(uri.to_string(), text);
-            assert_eq!(Uri::parse(&uri.to_string()).unwrap(), uri);
+            assert_eq!(Uri::parse(&uri.to_string()).expect("valid in the test"), uri);
         }
     }
 
     #[test]
     fn parts_are_read() {
-        let uri = Uri::parse("sip:6001@[::1]:5070;transport=TLS").unwrap();
+        let uri = Uri::parse("sip:6001@[::1]:5070;transport=TLS").expect("valid in the test");
         assert_eq!(uri.user(), Some("6001"));
         assert_eq!(uri.host_port(), Some(("::1".into(), 5070)));
         assert_eq!(uri.param("transport"), Some("TLS"));
-        assert_eq!(Uri::parse("sips:a@h").unwrap().host_port(), Some(("h".into(), 5061)));
-        assert_eq!(Uri::sip(Some("door"), Host::ip("::1".parse().unwrap()), Some(5060)).to_string(), "sip:door@[::1]:5060");
+        assert_eq!(Uri::parse("sips:a@h").expect("valid in the test").host_port(), Some(("h".into(), 5061)));
+        assert_eq!(Uri::sip(Some("door"), Host::ip("::1".parse().expect("valid in the test")), Some(5060)).to_string(), "sip:door@[::1]:5060");
         for bad in ["", "nocolon", "sip:", "sip:@h", "sip:h:99999", "sip:[::1", "sip:a b"] {
             assert!(Uri::parse(bad).is_err(), "{bad}");
         }

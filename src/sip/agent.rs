@@ -1,0 +1,269 @@
+//! The user agent's task: it routes what arrives (messages, engine commands, opened paths,
+//! configuration changes, transaction and registration timers) to the part that handles it,
+//! and never awaits the network itself. Incoming calls are in [`super::uas`], outgoing calls in
+//! [`super::uac`], registration in [`super::registration`], the transaction layer in
+//! [`super::transaction`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::address::{random_token, Local};
+use super::connect::{Connected, Connector, Purpose};
+use super::dialog::Dialog;
+use super::listeners::follow_configuration;
+use super::message::SipMessage;
+use super::registration::{self, Registrations};
+use super::signalling::{Command, SipUa};
+use super::tls::Tls;
+use super::transaction::{Matched, Outcome, Transactions};
+use super::transport::{self, Inbound, Path, Streams, Transports, Wire};
+use crate::calls::{CallEngine, CallState, Reason};
+use crate::dtmf::CallDtmf;
+use crate::events::EventBus;
+use crate::store::Store;
+
+/// Methods the device handles.
+pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+/// Opened paths waiting for the agent.
+const CONNECTED_QUEUE: usize = 256;
+
+/// How the user agent runs.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// Address the SIP and RTP sockets bind to.
+    pub bind: IpAddr,
+    /// Address written in Contact, Via and SDP (the bind address, or loopback for "any").
+    pub address: IpAddr,
+    /// Certificates and TLS sides.
+    pub tls: Tls,
+    /// DTMF inter-digit timeout (already scaled).
+    pub inter_digit: Duration,
+}
+
+/// What the agent owns.
+pub(super) struct Agent {
+    pub(super) config: UaConfig,
+    pub(super) store: Arc<Store>,
+    pub(super) engine: Arc<CallEngine>,
+    /// Where DTMF events go.
+    pub(super) bus: Arc<EventBus>,
+    pub(super) transactions: Transactions<Arc<Transports>>,
+    pub(super) connector: Connector,
+    pub(super) registrations: Registrations,
+    /// Dialogs by SIP Call-ID; bounded by the engine's call limit (a refused call gets none).
+    pub(super) dialogs: HashMap<String, Dialog>,
+    /// Outgoing calls waiting for a path to their next hop: engine id → (target, account).
+    pub(super) pending_calls: HashMap<String, (String, String)>,
+    /// The device's tasks (RTP sessions among them).
+    pub(super) tracker: TaskTracker,
+}
+
+impl<W: Wire> Wire for Arc<W> {
+    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), transport::SendError> {
+        (**self).send(path, message)
+    }
+}
+
+/// Starts the user agent: it follows the store's SIP configuration for the device's lifetime.
+pub fn start(
+    config: UaConfig,
+    store: Arc<Store>,
+    engine: Arc<CallEngine>,
+    bus: Arc<EventBus>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) -> Arc<SipUa> {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let ua = Arc::new(SipUa { commands });
+    engine.set_signalling(ua.clone());
+    let (inbound_tx, inbound_rx) = mpsc::channel(transport::INBOUND_QUEUE);
+    let (changed_tx, changed_rx) = mpsc::channel(1);
+    let (connected_tx, connected_rx) = mpsc::channel(CONNECTED_QUEUE);
+    let transports = Arc::new(Transports::default());
+    let streams = Streams::new(transports.clone(), inbound_tx, tracker.clone());
+    tracker.spawn(follow_configuration(
+        config.bind,
+        config.tls.acceptor.clone(),
+        store.clone(),
+        streams.clone(),
+        changed_tx,
+        shutdown.clone(),
+    ));
+    let connector =
+        Connector { streams, tls: config.tls.clone(), results: connected_tx, shutdown: shutdown.clone() };
+    let agent = Agent {
+        config,
+        store,
+        engine,
+        bus,
+        transactions: Transactions::new(transports),
+        connector,
+        registrations: Registrations::default(),
+        dialogs: HashMap::new(),
+        pending_calls: HashMap::new(),
+        tracker: tracker.clone(),
+    };
+    let queues = Queues { inbound: inbound_rx, commands: command_rx, connected: connected_rx, changed: changed_rx };
+    tracker.spawn(agent.run(queues, shutdown));
+    ua
+}
+
+/// Everything the agent task reads from.
+struct Queues {
+    inbound: mpsc::Receiver<Inbound>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    connected: mpsc::Receiver<Connected>,
+    changed: mpsc::Receiver<()>,
+}
+
+impl Agent {
+    async fn run(mut self, mut q: Queues, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                Some(m) = q.inbound.recv() => self.on_inbound(m),
+                Some(c) = q.commands.recv() => self.on_command(c),
+                Some(c) = q.connected.recv() => self.on_connected(c),
+                Some(()) = q.changed.recv() => self.registration(|r, ctx| r.reconcile(ctx)),
+                outcome = self.transactions.next_outcome() => self.on_outcome(outcome),
+                account = self.registrations.next_due() => self.registration(|r, ctx| r.due(&account, ctx)),
+            }
+        }
+    }
+
+    /// The device's address and the ports it listens on now.
+    pub(super) fn local(&self) -> Local {
+        let (sip_port, tls_port) =
+            self.store.read(|s| (s.sip_configuration.sip_port, s.sip_configuration.sip_tls_port));
+        Local { address: self.config.address, sip_port, tls_port }
+    }
+
+    /// Runs `f` on the registrations with what they need.
+    fn registration(&mut self, f: impl FnOnce(&mut Registrations, &mut registration::Context<'_>)) {
+        let local = self.local();
+        let mut ctx = registration::Context {
+            store: &self.store,
+            transactions: &mut self.transactions,
+            connector: &self.connector,
+            local,
+        };
+        f(&mut self.registrations, &mut ctx);
+    }
+
+    fn on_inbound(&mut self, Inbound { message, path }: Inbound) {
+        if message.code().is_some() {
+            if self.transactions.on_response(&message).is_some() {
+                self.on_response(message);
+            }
+            return;
+        }
+        match self.transactions.on_request(path, &message) {
+            Matched::Absorbed => {}
+            Matched::Overloaded => {
+                let mut r = message.response(503, "Service Unavailable", Some(&random_token()));
+                r.set_header("Retry-After", "1");
+                let _ = self.transactions.wire().send(&path, &r);
+            }
+            Matched::Ack => self.on_ack(&message),
+            Matched::New(key) => self.on_request(key, path, message),
+        }
+    }
+
+    /// A response the transaction layer passed up (or a 408 it made at Timer B/F).
+    fn on_response(&mut self, response: SipMessage) {
+        match response.method().as_str() {
+            "REGISTER" => self.registration(|r, ctx| r.on_response(&response, ctx)),
+            "INVITE" => self.on_invite_response(&response),
+            _ => {} // answers to our BYE, CANCEL and INFO end their transactions; nothing else
+        }
+    }
+
+    fn on_outcome(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::TimedOut(response) => self.on_response(response),
+            Outcome::NoAck(key) => {
+                let Some(call_id) =
+                    self.dialogs.iter().find(|(_, d)| d.pending_ack.as_ref().is_some_and(|(_, k)| *k == key)).map(|(c, _)| c.clone())
+                else {
+                    return;
+                };
+                // RFC 3261 13.3.1.4: no ACK for our 2xx; the session cannot stand.
+                tracing::info!(call_id, "no ACK for our 200 OK: ending the call");
+                self.hang_up(&call_id, Reason::Failed);
+            }
+        }
+    }
+
+    fn on_connected(&mut self, Connected { purpose, result }: Connected) {
+        match purpose {
+            Purpose::Call(id) => self.on_call_path(&id, result),
+            Purpose::Register(account) => self.registration(|r, ctx| r.on_path(&account, result, ctx)),
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Answered(id) => self.answer(&id),
+            Command::Ended(id, reason) => self.end(&id, reason),
+            Command::SendDtmf { id, digits, over_rtp } => self.send_dtmf(&id, &digits, over_rtp),
+            Command::Place { id, to, account } => self.place(id, to, account),
+        }
+    }
+
+    /// The Call-ID of the dialog of engine call `engine_id`.
+    pub(super) fn dialog_of(&self, engine_id: &str) -> Option<String> {
+        self.dialogs.iter().find(|(_, d)| d.engine_id == engine_id).map(|(c, _)| c.clone())
+    }
+
+    /// Sends BYE in dialog `call_id`, forgets it, and ends its call with `reason`.
+    pub(super) fn hang_up(&mut self, call_id: &str, reason: Reason) {
+        let Some(mut d) = self.dialogs.remove(call_id) else { return };
+        let local = self.local();
+        let bye = d.request("BYE", &local);
+        if let Err(e) = self.transactions.request(d.path, bye) {
+            tracing::debug!(error = %e, "BYE not sent");
+        }
+        self.engine.transition(&d.engine_id, CallState::Terminated, reason);
+    }
+
+    /// The DTMF policy of a new call: the given account's, or the default account's.
+    pub(super) fn call_dtmf(&self, account: Option<&str>, engine_id: &str) -> Arc<Mutex<CallDtmf>> {
+        let dtmf = self.store.read(|s| {
+            let account =
+                account.map(str::to_owned).or_else(|| s.default_account().map(|a| a.id.clone())).unwrap_or_default();
+            CallDtmf::for_account(s, &account, engine_id, self.bus.clone(), self.config.inter_digit)
+        });
+        Arc::new(Mutex::new(dtmf))
+    }
+
+    fn send_dtmf(&mut self, id: &str, digits: &str, over_rtp: bool) {
+        let Some(call_id) = self.dialog_of(id) else { return };
+        let local = self.local();
+        let Some(d) = self.dialogs.get_mut(&call_id) else { return };
+        if over_rtp {
+            if !d.media.rtp.as_ref().is_some_and(|r| r.send_digits(digits)) {
+                tracing::info!(id, "no RFC 2833 on this call: digits not sent");
+            }
+            return;
+        }
+        let mut requests = Vec::new();
+        for digit in digits.chars() {
+            let mut info = d.request("INFO", &local);
+            info.set_header("Content-Type", "application/dtmf-relay");
+            info.body = bytes::Bytes::from(format!("Signal={digit}\r\nDuration=160\r\n"));
+            requests.push(info);
+        }
+        let path = d.path;
+        for info in requests {
+            if let Err(e) = self.transactions.request(path, info) {
+                tracing::debug!(error = %e, "INFO not sent");
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! The user agent as a server: requests that arrive (OPTIONS, INVITE and re-INVITE, ACK, BYE,
+//! CANCEL, INFO), each answered in its server transaction.
+//!
+//! An INVITE rings (180) as an incoming call of the call engine once the device admits it
+//! (AllowIncomingCalls, the access list: 486/403), the offer has a common codec (488) and the
+//! call limit allows (486); the engine answers it (control API or its auto-answer timer) or
+//! declines it. An initial INVITE for a dialog that exists is a retransmission (the last answer
+//! again) or a merged request (482). A re-INVITE that puts the call on hold (`sendonly`,
+//! `inactive`) stops our RTP; a later one resumes it.
+
+use bytes::Bytes;
+use rand::Rng;
+
+use super::address::random_token;
+use super::agent::{Agent, ALLOW};
+use super::dialog::{Dialog, Media, Phase, Side};
+use super::headers::{NameAddr, Uri};
+use super::message::SipMessage;
+use super::sdp::{self, Direction};
+use super::transaction::Key;
+use super::transport::Path;
+use crate::calls::{CallState, MediaCounters, Reason};
+use crate::dtmf::{self, Method};
+use crate::model::sip_configuration::AccessListPolicy;
+use crate::model::SipConfiguration;
+use crate::rtp::session as rtp;
+
+/// Whether `caller` is the address-of-record `listed`: scheme, user and host equal (case-
+/// insensitively), and the port too when the list entry names one. Parameters are ignored.
+fn same_aor(listed: &str, caller: &Uri) -> bool {
+    let (Ok(listed), Uri::Sip { user: caller_user, host: caller_host, port: caller_port, .. }) =
+        (Uri::parse(listed), caller)
+    else {
+        return false;
+    };
+    let Uri::Sip { user, host, port, .. } = listed else { return false };
+    let lower = |s: &Option<String>| s.as_deref().map(str::to_ascii_lowercase);
+    lower(&user) == lower(caller_user)
+        && host.to_string().eq_ignore_ascii_case(&caller_host.to_string())
+        && (port.is_none() || port == *caller_port)
+}
+
+/// Whether the configuration lets `caller` in: 403 or 486 when not.
+fn admission(config: &SipConfiguration, caller: &Uri) -> Option<(u16, &'static str)> {
+    if !config.allow_incoming_calls {
+        return Some((486, "Busy Here"));
+    }
+    if config.apply_access_list {
+        let listed = config.access_list.iter().any(|u| same_aor(u, caller));
+        let refused = match config.access_list_policy {
+            AccessListPolicy::Allow => !listed,
+            AccessListPolicy::Block => listed,
+        };
+        if refused {
+            return Some((403, "Forbidden"));
+        }
+    }
+    None
+}
+
+impl Agent {
+    /// A new request in server transaction `key`.
+    pub(super) fn on_request(&mut self, key: Key, path: Path, request: SipMessage) {
+        match request.method().as_str() {
+            "OPTIONS" => {
+                let mut r = request.response(200, "OK", Some(&random_token()));
+                r.set_header("Allow", ALLOW);
+                r.set_header("Accept", "application/sdp, application/dtmf-relay, application/dtmf");
+                self.transactions.respond(&key, r);
+            }
+            "INVITE" => self.on_invite(key, path, request),
+            "BYE" => self.on_bye(&key, &request),
+            "CANCEL" => self.on_cancel(&key, &request),
+            "INFO" => self.on_info(&key, &request),
+            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "UPDATE" | "PRACK" | "REFER" | "PUBLISH" => {
+                let mut r = request.response(405, "Method Not Allowed", Some(&random_token()));
+                r.set_header("Allow", ALLOW);
+                self.transactions.respond(&key, r);
+            }
+            _ => {
+                let mut r = request.response(501, "Not Implemented", Some(&random_token()));
+                r.set_header("Allow", ALLOW);
+                self.transactions.respond(&key, r);
+            }
+        }
+    }
+
+    fn refuse(&mut self, key: &Key, request: &SipMessage, code: u16, text: &str) {
+        let r = request.response(code, text, Some(&random_token()));
+        self.transactions.respond(key, r);
+    }
+
+    fn on_invite(&mut self, key: Key, path: Path, invite: SipMessage) {
+        let call_id = invite.header("Call-ID").unwrap_or_default().to_owned();
+        let (Some(from), Some(to)) = (
+            invite.header("From").and_then(|f| NameAddr::parse(f).ok()),
+            invite.header("To").and_then(|t| NameAddr::parse(t).ok()),
+        ) else {
+            return self.refuse(&key, &invite, 400, "Bad From or To");
+        };
+        if to.tag().is_some() {
+            return self.on_reinvite(key, invite, &call_id);
+        }
+        if let Some(d) = self.dialogs.get(&call_id) {
+            // An initial INVITE for a dialog we have: the same one again, or a merged request.
+            let same = d.side == Side::Incoming && d.remote.tag() == from.tag() && d.invite.cseq() == invite.cseq();
+            if !same {
+                return self.refuse(&key, &invite, 482, "Loop Detected");
+            }
+            let last = d.invite_key.as_ref().and_then(|k| self.transactions.last_response(k)).cloned();
+            self.transactions.forget(&key);
+            if let Some(last) = last {
+                let _ = super::transport::Wire::send(self.transactions.wire(), &path, &last);
+            }
+            return;
+        }
+        let (config, codecs) = self
+            .store
+            .read(|s| (s.sip_configuration.clone(), s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>()));
+        let caller = from.uri.to_string();
+        if let Some((code, text)) = admission(&config, &from.uri) {
+            let _ = self.engine.incoming_sip(&caller, None, true);
+            return self.refuse(&key, &invite, code, text);
+        }
+        let offer = std::str::from_utf8(&invite.body).ok().and_then(|b| sdp::parse(b).ok());
+        let Some((remote, negotiated)) = offer.and_then(|o| sdp::negotiate(&o, &codecs).map(|n| (o, n))) else {
+            return self.refuse(&key, &invite, 488, "Not Acceptable Here");
+        };
+        // The call limit first: a refused call binds no port and keeps nothing.
+        let Ok(engine_id) = self.engine.incoming_sip(&caller, None, false) else {
+            return self.refuse(&key, &invite, 486, "Busy Here");
+        };
+        let socket = match rtp::bind(self.config.bind, config.rtp_start_port) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no RTP port");
+                self.engine.transition(&engine_id, CallState::Terminated, Reason::Failed);
+                return self.refuse(&key, &invite, 503, "Service Unavailable");
+            }
+        };
+        let local_tag = random_token();
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+        let mut formats = vec![(negotiated.payload_type, negotiated.codec.name())];
+        if let Some(pt) = negotiated.telephone_event {
+            formats.push((pt, "telephone-event"));
+        }
+        let session = rand::thread_rng().gen::<u32>().into();
+        let remote_target = invite
+            .header("Contact")
+            .and_then(|c| NameAddr::parse(c).ok())
+            .map_or_else(|| from.uri.clone(), |c| c.uri);
+        let route = invite.header_values("Record-Route").iter().filter_map(|r| NameAddr::parse(r).ok()).collect();
+        let media = Media {
+            negotiated: Some((negotiated, std::net::SocketAddr::new(remote.address, remote.port))),
+            formats,
+            port,
+            session: (session, session),
+            socket: Some(socket),
+            rtp: None,
+            counters: std::sync::Arc::new(MediaCounters::default()),
+            dtmf: self.call_dtmf(None, &engine_id),
+            direction: remote.direction.answer(),
+        };
+        let local = self.local();
+        let mut ringing = invite.response(180, "Ringing", Some(&local_tag));
+        ringing.set_header("Contact", local.contact("door", path.kind).to_string());
+        self.transactions.respond(&key, ringing);
+        let dialog = Dialog {
+            engine_id,
+            side: Side::Incoming,
+            call_id: call_id.clone(),
+            local: to.with_tag(&local_tag),
+            remote: from,
+            remote_target,
+            route,
+            path,
+            next_cseq: 1,
+            phase: Phase::Ringing,
+            invite,
+            invite_key: Some(key),
+            pending_ack: None,
+            media,
+            account: None,
+            auth_tried: false,
+        };
+        self.dialogs.insert(call_id, dialog);
+    }
+
+    /// The engine answered ringing call `id`: 200 with our answer, retransmitted until the ACK.
+    pub(super) fn answer(&mut self, id: &str) {
+        let Some(call_id) = self.dialog_of(id) else { return };
+        let local = self.local();
+        let Some(d) = self.dialogs.get_mut(&call_id) else { return };
+        let Some(key) = d.invite_key.clone().filter(|_| d.phase == Phase::Ringing) else { return };
+        let mut ok = d.invite.response(200, "OK", d.local.tag());
+        ok.set_header("Contact", local.contact("door", d.path.kind).to_string());
+        ok.set_header("Allow", ALLOW);
+        ok.set_header("Content-Type", "application/sdp");
+        ok.body = Bytes::from(d.media.sdp(&local));
+        d.phase = Phase::Answered;
+        d.pending_ack = d.invite.cseq().map(|(n, _)| (n, key.clone()));
+        d.start_media(&self.engine, &self.tracker);
+        if let Some(rtp) = &d.media.rtp {
+            rtp.set_sending(d.media.direction != Direction::Inactive && d.media.direction != Direction::RecvOnly);
+        }
+        self.transactions.respond(&key, ok);
+    }
+
+    /// The engine declined ringing call `call_id`: 603 for a manual reject, else 486.
+    pub(super) fn decline(&mut self, call_id: &str, reason: Reason) {
+        let Some(d) = self.dialogs.remove(call_id) else { return };
+        let Some(key) = d.invite_key else { return };
+        let (code, text) = if reason == Reason::Denied { (603, "Decline") } else { (486, "Busy Here") };
+        let r = d.invite.response(code, text, d.local.tag());
+        self.transactions.respond(&key, r);
+    }
+
+    fn on_reinvite(&mut self, key: Key, invite: SipMessage, call_id: &str) {
+        let local = self.local();
+        let Some(d) = self.dialogs.get_mut(call_id) else {
+            return self.refuse(&key, &invite, 481, "Call/Transaction Does Not Exist");
+        };
+        if !invite.body.is_empty() {
+            let Some(offer) = std::str::from_utf8(&invite.body).ok().and_then(|b| sdp::parse(b).ok()) else {
+                return self.refuse(&key, &invite, 488, "Not Acceptable Here");
+            };
+            // Hold and resume (RFC 3264 section 8.4): answer the offered direction, and send
+            // only while the peer wants to receive.
+            let direction = if offer.port == 0 { Direction::Inactive } else { offer.direction };
+            d.media.direction = direction.answer();
+            d.media.session.1 += 1;
+            if let Some(rtp) = &d.media.rtp {
+                rtp.set_sending(direction.peer_receives());
+            }
+            tracing::info!(call = %d.engine_id, direction = direction.as_str(), "re-INVITE");
+        }
+        let mut ok = invite.response(200, "OK", d.local.tag());
+        ok.set_header("Contact", local.contact("door", d.path.kind).to_string());
+        ok.set_header("Allow", ALLOW);
+        ok.set_header("Content-Type", "application/sdp");
+        ok.body = Bytes::from(d.media.sdp(&local));
+        d.pending_ack = invite.cseq().map(|(n, _)| (n, key.clone()));
+        self.transactions.respond(&key, ok);
+    }
+
+    /// An ACK outside any transaction: the ACK of our 2xx.
+    pub(super) fn on_ack(&mut self, ack: &SipMessage) {
+        let Some(d) = ack.header("Call-ID").and_then(|c| self.dialogs.get_mut(c)) else { return };
+        let number = ack.cseq().map(|(n, _)| n);
+        if let Some((_, key)) = d.pending_ack.take_if(|(n, _)| Some(*n) == number) {
+            self.transactions.acknowledged(&key);
+        }
+        if d.phase == Phase::Answered {
+            d.phase = Phase::Confirmed;
+        }
+    }
+
+    fn on_bye(&mut self, key: &Key, bye: &SipMessage) {
+        let Some(d) = bye.header("Call-ID").and_then(|c| self.dialogs.remove(c)) else {
+            return self.refuse(key, bye, 481, "Call/Transaction Does Not Exist");
+        };
+        let r = bye.response(200, "OK", None);
+        self.transactions.respond(key, r);
+        if let Some((_, k)) = &d.pending_ack {
+            self.transactions.acknowledged(k); // the peer is gone: stop the 2xx
+        }
+        self.engine.transition(&d.engine_id, CallState::Terminated, Reason::Terminated);
+    }
+
+    fn on_cancel(&mut self, key: &Key, cancel: &SipMessage) {
+        let invite_key = Key::invite_of_cancel(cancel);
+        let Some(invite_key) = invite_key.filter(|k| self.transactions.last_response(k).is_some()) else {
+            return self.refuse(key, cancel, 481, "Call/Transaction Does Not Exist");
+        };
+        let r = cancel.response(200, "OK", None);
+        self.transactions.respond(key, r);
+        let ringing = self
+            .dialogs
+            .iter()
+            .find(|(_, d)| d.invite_key.as_ref() == Some(&invite_key) && d.phase == Phase::Ringing)
+            .map(|(c, _)| c.clone());
+        if let Some(d) = ringing.and_then(|c| self.dialogs.remove(&c)) {
+            let terminated = d.invite.response(487, "Request Terminated", d.local.tag());
+            self.transactions.respond(&invite_key, terminated);
+            self.engine.transition(&d.engine_id, CallState::Terminated, Reason::Terminated);
+        }
+    }
+
+    fn on_info(&mut self, key: &Key, info: &SipMessage) {
+        let dialog = info.header("Call-ID").and_then(|c| self.dialogs.get(c));
+        let (code, text) = match dialog {
+            None => (481, "Call/Transaction Does Not Exist"),
+            Some(_) if info.body.is_empty() => (200, "OK"), // a keep-alive
+            Some(d) => match dtmf::info::digit(info.header("Content-Type").unwrap_or_default(), &info.body) {
+                Ok(digit) => {
+                    d.media.dtmf.lock().unwrap_or_else(std::sync::PoisonError::into_inner).digit(
+                        digit,
+                        Method::Rfc2976,
+                        std::time::Instant::now(),
+                    );
+                    (200, "OK")
+                }
+                Err(why) => {
+                    tracing::info!(why, "INFO body refused");
+                    (400, "Bad Request")
+                }
+            },
+        };
+        let r = info.response(code, text, None);
+        self.transactions.respond(key, r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_list_entries_match_addresses_of_record() {
+        let uri = |s: &str| Uri::parse(s).expect("valid in the test");
+        assert!(same_aor("sip:sipp@127.0.0.1", &uri("sip:sipp@127.0.0.1:5070;transport=udp")));
+        assert!(same_aor("SIP:Guard@PBX.local", &uri("sips:guard@pbx.local")));
+        assert!(same_aor("sip:a@h:5060", &uri("sip:a@h:5060")));
+        assert!(!same_aor("sip:a@h:5060", &uri("sip:a@h:5070")));
+        assert!(!same_aor("sip:a@h", &uri("sip:b@h")));
+        assert!(same_aor("sip:10.0.0.1", &uri("sip:10.0.0.1:5062")));
+    }
+}
