@@ -47,7 +47,13 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { time_scale: 1.0, max_calls: 16, retention: Duration::from_secs(60), device_host: "127.0.0.1".into(), auto_answer: None }
+        Self {
+            time_scale: 1.0,
+            max_calls: 16,
+            retention: Duration::from_secs(60),
+            device_host: "127.0.0.1".into(),
+            auto_answer: None,
+        }
     }
 }
 
@@ -257,9 +263,10 @@ impl CallEngine {
             }
             CallType::Vms => None,
         };
-        let auto_answer = self.config.auto_answer.filter(|_| {
-            (direction, call_type, state) == (Direction::Incoming, CallType::Sip, CallState::Calling)
-        });
+        let auto_answer = self
+            .config
+            .auto_answer
+            .filter(|_| (direction, call_type, state) == (Direction::Incoming, CallType::Sip, CallState::Calling));
         let timers = CallTimers { answer_timeout, auto_answer, max_duration };
         tokio::spawn(own_call(self.clone(), id.clone(), state_rx, timers));
         Ok(id)

@@ -95,8 +95,7 @@ pub fn start(
         changed_tx,
         shutdown.clone(),
     ));
-    let connector =
-        Connector { streams, tls: config.tls.clone(), results: connected_tx, shutdown: shutdown.clone() };
+    let connector = Connector { streams, tls: config.tls.clone(), results: connected_tx, shutdown: shutdown.clone() };
     let agent = Agent {
         config,
         store,
@@ -188,8 +187,11 @@ impl Agent {
         match outcome {
             Outcome::TimedOut(response) => self.on_response(response),
             Outcome::NoAck(key) => {
-                let Some(call_id) =
-                    self.dialogs.iter().find(|(_, d)| d.pending_ack.as_ref().is_some_and(|(_, k)| *k == key)).map(|(c, _)| c.clone())
+                let Some(call_id) = self
+                    .dialogs
+                    .iter()
+                    .find(|(_, d)| d.pending_ack.as_ref().is_some_and(|(_, k)| *k == key))
+                    .map(|(c, _)| c.clone())
                 else {
                     return;
                 };

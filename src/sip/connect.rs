@@ -117,8 +117,7 @@ impl Connector {
         if to.kind == Kind::Udp || self.streams.transports.connected(to.kind, peer) {
             return Ok(path);
         }
-        let permit =
-            self.streams.permits.clone().try_acquire_owned().map_err(|_| ConnectError::TooManyConnections)?;
+        let permit = self.streams.permits.clone().try_acquire_owned().map_err(|_| ConnectError::TooManyConnections)?;
         let stream = tokio::time::timeout(CONNECT, TcpStream::connect(peer))
             .await
             .map_err(|_| ConnectError::Timeout("TCP connect"))?

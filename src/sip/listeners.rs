@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio::task::JoinHandle;
 
 use super::transport::{self, Streams};
 use crate::store::Store;

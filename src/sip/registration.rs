@@ -134,12 +134,19 @@ impl Registrations {
             let attrs = &s.sip_configuration.attribute;
             (
                 s.sip_configuration.sip_enabled,
-                s.sip_accounts.values().filter_map(|a| Params::of(a, attrs, local).map(|p| (a.id.clone(), p))).collect(),
+                s.sip_accounts
+                    .values()
+                    .filter_map(|a| Params::of(a, attrs, local).map(|p| (a.id.clone(), p)))
+                    .collect(),
             )
         });
         let wanted = if enabled { wanted } else { HashMap::new() };
-        let gone: Vec<String> =
-            self.entries.iter().filter(|(id, e)| wanted.get(*id) != Some(&e.params)).map(|(id, _)| id.clone()).collect();
+        let gone: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(id, e)| wanted.get(*id) != Some(&e.params))
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in gone {
             ctx.store.set_registration(&id, None);
             let Some(mut e) = self.entries.remove(&id) else { continue };
@@ -269,9 +276,10 @@ impl Registrations {
                     .header("Expires")
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .or_else(|| {
-                        response.header_values("Contact").iter().find_map(|c| {
-                            NameAddr::parse(c).ok()?.params.get("expires")?.parse().ok()
-                        })
+                        response
+                            .header_values("Contact")
+                            .iter()
+                            .find_map(|c| NameAddr::parse(c).ok()?.params.get("expires")?.parse().ok())
                     })
                     .unwrap_or(u64::from(e.params.interval))
                     .max(1);

@@ -128,7 +128,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
                         names.push((pt, name.to_owned()));
                     }
                 } else if let Some(params) = value.strip_prefix("fmtp:") {
-                    if let Some((pt, p)) = params.split_once(' ').and_then(|(pt, p)| Some((pt.parse::<u8>().ok()?, p))) {
+                    if let Some((pt, p)) = params.split_once(' ').and_then(|(pt, p)| Some((pt.parse::<u8>().ok()?, p)))
+                    {
                         fmtp.push((pt, p.trim().to_owned()));
                     }
                 } else if let Some(d) = Direction::parse(value.trim()) {
@@ -172,7 +173,14 @@ pub fn negotiate(remote: &RemoteAudio, preference: &[String]) -> Option<Negotiat
 
 /// Writes a session description offering `formats` (payload type, name) on `port`, with
 /// `direction`; `version` is the `o=` line's version, raised with each new description.
-pub fn write(session_id: u64, version: u64, address: IpAddr, port: u16, formats: &[(u8, &str)], direction: Direction) -> String {
+pub fn write(
+    session_id: u64,
+    version: u64,
+    address: IpAddr,
+    port: u16,
+    formats: &[(u8, &str)],
+    direction: Direction,
+) -> String {
     let ip = if address.is_ipv4() { "IP4" } else { "IP6" };
     let pts: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
     let mut sdp = format!(

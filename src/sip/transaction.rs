@@ -246,8 +246,7 @@ impl<W: Wire> Transactions<W> {
         server.state = if code < 300 { ServerState::Accepted } else { ServerState::Completed };
         server.timers.interval = T1;
         if !reliable {
-            server.timers.retransmit =
-                Some(self.timers.insert((Side::Server, key.clone(), Timer::Retransmit), T1));
+            server.timers.retransmit = Some(self.timers.insert((Side::Server, key.clone(), Timer::Retransmit), T1));
         }
         server.timers.timeout = Some(self.timers.insert((Side::Server, key.clone(), Timer::Timeout), T1 * 64));
     }

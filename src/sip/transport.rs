@@ -272,7 +272,12 @@ impl Streams {
 
 /// Accepts TCP connections on `listener` until `shutdown`; with `tls`, each one is a TLS
 /// connection.
-pub async fn run_stream(listener: TcpListener, tls: Option<TlsAcceptor>, streams: Streams, shutdown: CancellationToken) {
+pub async fn run_stream(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    streams: Streams,
+    shutdown: CancellationToken,
+) {
     loop {
         let Some((stream, from, permit)) = next_admitted(&listener, &streams.permits, &shutdown, "SIP").await else {
             return;

@@ -185,11 +185,8 @@ impl Agent {
                 }
                 if d.phase == Phase::Calling {
                     // The route set: Record-Route of the 2xx, reversed (RFC 3261 12.1.2).
-                    let mut route: Vec<NameAddr> = response
-                        .header_values("Record-Route")
-                        .iter()
-                        .filter_map(|r| NameAddr::parse(r).ok())
-                        .collect();
+                    let mut route: Vec<NameAddr> =
+                        response.header_values("Record-Route").iter().filter_map(|r| NameAddr::parse(r).ok()).collect();
                     route.reverse();
                     d.route = route;
                 }
@@ -201,8 +198,8 @@ impl Agent {
                             self.store.read(|s| s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>());
                         let answer = std::str::from_utf8(&response.body).ok().and_then(|b| sdp::parse(b).ok());
                         if let Some(a) = &answer {
-                            d.media.negotiated = sdp::negotiate(a, &codecs)
-                                .map(|n| (n, std::net::SocketAddr::new(a.address, a.port)));
+                            d.media.negotiated =
+                                sdp::negotiate(a, &codecs).map(|n| (n, std::net::SocketAddr::new(a.address, a.port)));
                         }
                         d.phase = Phase::Confirmed;
                         d.start_media(&self.engine, &self.tracker);

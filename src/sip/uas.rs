@@ -145,10 +145,8 @@ impl Agent {
             formats.push((pt, "telephone-event"));
         }
         let session = rand::thread_rng().gen::<u32>().into();
-        let remote_target = invite
-            .header("Contact")
-            .and_then(|c| NameAddr::parse(c).ok())
-            .map_or_else(|| from.uri.clone(), |c| c.uri);
+        let remote_target =
+            invite.header("Contact").and_then(|c| NameAddr::parse(c).ok()).map_or_else(|| from.uri.clone(), |c| c.uri);
         let route = invite.header_values("Record-Route").iter().filter_map(|r| NameAddr::parse(r).ok()).collect();
         let media = Media {
             negotiated: Some((negotiated, std::net::SocketAddr::new(remote.address, remote.port))),
@@ -227,8 +225,11 @@ impl Agent {
             // Hold and resume (RFC 3264 section 8.4): answer the offered direction, and send
             // only while the peer wants to receive.
             let direction = if offer.port == 0 { Direction::Inactive } else { offer.direction };
-            d.media.direction = direction.answer();
-            d.media.session.1 += 1;
+            if d.media.direction != direction.answer() {
+                // A changed description gets a new version; an unchanged one keeps it (RFC 3264 8).
+                d.media.direction = direction.answer();
+                d.media.session.1 += 1;
+            }
             if let Some(rtp) = &d.media.rtp {
                 rtp.set_sending(direction.peer_receives());
             }
@@ -268,8 +269,16 @@ impl Agent {
     }
 
     fn on_cancel(&mut self, key: &Key, cancel: &SipMessage) {
-        let invite_key = Key::invite_of_cancel(cancel);
-        let Some(invite_key) = invite_key.filter(|k| self.transactions.last_response(k).is_some()) else {
+        // The INVITE it cancels: same branch (RFC 3261 9.2), or, for peers that give a CANCEL
+        // a branch of its own, the ringing dialog with its Call-ID and CSeq number.
+        let by_branch = Key::invite_of_cancel(cancel).filter(|k| self.transactions.last_response(k).is_some());
+        let call_id = cancel.header("Call-ID").unwrap_or_default();
+        let number = cancel.cseq().map(|(n, _)| n);
+        let invite_key = by_branch.or_else(|| {
+            let d = self.dialogs.get(call_id)?;
+            (d.phase == Phase::Ringing && d.invite.cseq().map(|(n, _)| n) == number).then(|| d.invite_key.clone())?
+        });
+        let Some(invite_key) = invite_key else {
             return self.refuse(key, cancel, 481, "Call/Transaction Does Not Exist");
         };
         let r = cancel.response(200, "OK", None);

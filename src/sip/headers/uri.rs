@@ -67,14 +67,7 @@ pub enum Uri {
 impl Uri {
     /// A `sip:` URI for `user@host:port`.
     pub fn sip(user: Option<&str>, host: Host, port: Option<u16>) -> Uri {
-        Uri::Sip {
-            secure: false,
-            user: user.map(str::to_owned),
-            host,
-            port,
-            params: Params::default(),
-            headers: None,
-        }
+        Uri::Sip { secure: false, user: user.map(str::to_owned), host, port, params: Params::default(), headers: None }
     }
 
     /// Reads a URI.
@@ -214,7 +207,10 @@ mod tests {
         assert_eq!(uri.host_port(), Some(("::1".into(), 5070)));
         assert_eq!(uri.param("transport"), Some("TLS"));
         assert_eq!(Uri::parse("sips:a@h").expect("valid in the test").host_port(), Some(("h".into(), 5061)));
-        assert_eq!(Uri::sip(Some("door"), Host::ip("::1".parse().expect("valid in the test")), Some(5060)).to_string(), "sip:door@[::1]:5060");
+        assert_eq!(
+            Uri::sip(Some("door"), Host::ip("::1".parse().expect("valid in the test")), Some(5060)).to_string(),
+            "sip:door@[::1]:5060"
+        );
         for bad in ["", "nocolon", "sip:", "sip:@h", "sip:h:99999", "sip:[::1", "sip:a b"] {
             assert!(Uri::parse(bad).is_err(), "{bad}");
         }

@@ -97,7 +97,8 @@ mod tests {
 
     #[test]
     fn parts_are_read() {
-        let via = Via::parse("SIP / 2.0 / udp 10.0.0.1:5070 ; branch=z9hG4bKabc , SIP/2.0/UDP other").expect("valid in the test");
+        let via = Via::parse("SIP / 2.0 / udp 10.0.0.1:5070 ; branch=z9hG4bKabc , SIP/2.0/UDP other")
+            .expect("valid in the test");
         assert_eq!(via.transport, "UDP");
         assert_eq!(via.branch(), Some("z9hG4bKabc"));
         assert_eq!(via.sent_by(), "10.0.0.1:5070");
