@@ -1,7 +1,8 @@
 //! The transaction layer over UDP, seen from a raw socket standing in for a peer: a malformed
 //! request gets 400, our INVITE is retransmitted at T1, 2·T1 (Timer A) until answered, our 2xx
-//! is retransmitted until the ACK comes, and a flood beyond the call limit gets 486 while memory
-//! stays flat.
+//! is retransmitted until the ACK comes, a retransmitted INVITE or BYE gets the cached answer and
+//! makes no second call, a hold re-INVITE stops our RTP, and a flood beyond the call limit gets
+//! 486 while memory stays flat.
 
 mod common;
 
@@ -18,7 +19,14 @@ async fn device(args: &[&str]) -> (Doorsim, u16) {
 }
 
 fn invite(peer: u16, call_id: &str, cseq_method: &str) -> String {
-    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    invite_with_media(peer, call_id, cseq_method, 9, "sendrecv")
+}
+
+/// An INVITE whose offer receives RTP on `rtp_port` with `direction`.
+fn invite_with_media(peer: u16, call_id: &str, cseq_method: &str, rtp_port: u16, direction: &str) -> String {
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp_port} RTP/AVP 0\r\na={direction}\r\n"
+    );
     format!(
         "INVITE sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{peer};branch=z9hG4bK{call_id}\r\n\
          From: <sip:peer@127.0.0.1>;tag=p1\r\nTo: <sip:door@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 {cseq_method}\r\n\
@@ -296,4 +304,109 @@ async fn registration_uses_the_interval_refreshes_before_expiry_and_unregisters_
     d.ok("RemoveSIPAccount", json!({"SIPAccountId": "pbx"})).await;
     let bye = answer_register(&registrar, "200 OK", 0).await;
     assert!(bye.contains("Expires: 0\r\n"), "{bye}");
+}
+
+/// The To header line of a response.
+fn to_line(response: &str) -> String {
+    response.lines().find(|l| l.starts_with("To:")).expect("To").to_owned()
+}
+
+async fn call_states(d: &Doorsim) -> Vec<String> {
+    let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
+    calls.as_array().expect("calls").iter().map(|c| c["CallState"].as_str().unwrap_or("").to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_retransmitted_invite_or_bye_gets_the_cached_answer_and_makes_no_second_call() {
+    let (d, port) = device(&[]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    socket.connect(("127.0.0.1", port)).await.expect("connect");
+    let me = socket.local_addr().expect("addr").port();
+    let first = invite(me, "dup1", "INVITE");
+    socket.send(first.as_bytes()).await.expect("send");
+    let (ringing, _) = receive(&socket, "180", Duration::from_secs(2)).await.expect("ringing");
+    socket.send(first.as_bytes()).await.expect("retransmit");
+    let (again, _) = receive(&socket, "180", Duration::from_secs(2)).await.expect("the cached 180");
+    assert_eq!(to_line(&again), to_line(&ringing), "the same To tag: one dialog");
+    // A peer that changes the branch on a retransmission: same Call-ID, From tag and CSeq.
+    socket.send(first.replace("branch=z9hG4bKdup1", "branch=z9hG4bKdup1b").as_bytes()).await.expect("send");
+    let (third, _) = receive(&socket, "180", Duration::from_secs(2)).await.expect("the 180 again");
+    assert_eq!(to_line(&third), to_line(&ringing));
+    assert_eq!(call_states(&d).await, ["Calling"], "one call, however often the INVITE came");
+
+    let id = d.ok("GetCallStatuses", json!({})).await["CallStatus"][0]["CallId"].as_str().expect("id").to_owned();
+    let answered = d.request("POST", &format!("/emulator/v1/calls/{id}/answer"), None).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    let (ok, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("answered");
+    socket.send(first.as_bytes()).await.expect("a late retransmission");
+    let (cached, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("the cached 200");
+    assert_eq!(to_line(&cached), to_line(&ok));
+    assert_eq!(call_states(&d).await, ["Active"]);
+
+    let to = to_line(&ok);
+    let request = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} sip:door@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{branch}\r\n\
+             From: <sip:peer@127.0.0.1>;tag=p1\r\n{to}\r\nCall-ID: dup1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    socket.send(request("ACK", 1, "ack1").as_bytes()).await.expect("ack");
+    let bye = request("BYE", 2, "bye1");
+    socket.send(bye.as_bytes()).await.expect("bye");
+    let (done, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("BYE answered");
+    assert!(done.contains("CSeq: 2 BYE"), "{done}");
+    socket.send(bye.as_bytes()).await.expect("the BYE again");
+    let (cached, _) = receive(&socket, "SIP/2.0", Duration::from_secs(2)).await.expect("an answer");
+    assert!(cached.starts_with("SIP/2.0 200") && cached.contains("CSeq: 2 BYE"), "the cached 200, not 481: {cached}");
+    assert_eq!(call_states(&d).await, ["Terminated"]);
+    socket.send(request("BYE", 3, "bye2").as_bytes()).await.expect("a BYE for no dialog");
+    let (none, _) = receive(&socket, "SIP/2.0", Duration::from_secs(2)).await.expect("an answer");
+    assert!(none.starts_with("SIP/2.0 481"), "{none}");
+}
+
+/// RTP packets the device has sent on its only call, from the control API.
+async fn rtp_sent(d: &Doorsim) -> u64 {
+    let media = d.state().await["Media"].clone();
+    media.as_object().and_then(|m| m.values().next()).and_then(|m| m["RtpSent"].as_u64()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_hold_re_invite_stops_our_rtp_and_a_resume_restarts_it() {
+    let (d, port) = device(&["--auto-answer", "0"]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    socket.connect(("127.0.0.1", port)).await.expect("connect");
+    let me = socket.local_addr().expect("addr").port();
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.expect("rtp socket");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    socket.send(invite_with_media(me, "hold1", "INVITE", rtp_port, "sendrecv").as_bytes()).await.expect("send");
+    let (ok, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("answered");
+    let to = to_line(&ok);
+    let mut buf = [0u8; 2048];
+    tokio::time::timeout(Duration::from_secs(2), rtp.recv(&mut buf)).await.expect("RTP flows").expect("recv");
+
+    let reinvite = |cseq: u32, direction: &str| {
+        invite_with_media(me, "hold1", "INVITE", rtp_port, direction)
+            .replace("To: <sip:door@127.0.0.1>", &to)
+            .replace("CSeq: 1 INVITE", &format!("CSeq: {cseq} INVITE"))
+            .replace("branch=z9hG4bKhold1", &format!("branch=z9hG4bKhold{cseq}"))
+    };
+    socket.send(reinvite(2, "sendonly").as_bytes()).await.expect("hold");
+    let (held, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("hold answered");
+    assert!(held.contains("a=recvonly"), "the answer to sendonly is recvonly: {held}");
+    assert!(
+        held.contains("o=doorsim") && !held.contains(&ok.lines().find(|l| l.starts_with("o=")).expect("o=").to_owned()),
+        "a changed description has a new o= version"
+    );
+    // On hold: nothing more is sent. (A short window, since this asserts an absence.)
+    let before = rtp_sent(&d).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rtp_sent(&d).await, before, "no RTP while held (20 packets would have gone)");
+
+    socket.send(reinvite(3, "sendrecv").as_bytes()).await.expect("resume");
+    let (resumed, _) = receive(&socket, "200 OK", Duration::from_secs(2)).await.expect("resume answered");
+    assert!(resumed.contains("a=sendrecv"), "{resumed}");
+    while rtp.try_recv(&mut buf).is_ok() {} // what was queued before the hold
+    tokio::time::timeout(Duration::from_secs(2), rtp.recv(&mut buf)).await.expect("RTP flows again").expect("recv");
+    assert!(rtp_sent(&d).await > before);
+    assert_eq!(call_states(&d).await, ["Active"]);
 }
