@@ -1,80 +1,87 @@
 //! Door actions: a DTMF event bound to "activate output N for S seconds", like the action rule
 //! an installer sets up on the device. Bindings come from the profile (`DtmfActions`) and the
-//! control API; a task follows the event bus and drives the outputs.
+//! control API. A DTMF match reaches [`DoorActions`] directly ([`TriggerSink`]), never through
+//! the lossy event bus; each output has one hold timer, which a new trigger extends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
+use thiserror::Error;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{topics, EventBus};
+use crate::dtmf::TriggerSink;
 use crate::io::IoPorts;
-use crate::profile::PortDirection;
+use crate::profile::{DtmfAction, PortDirection};
 
 /// Most bindings at once.
 const MAX_BINDINGS: usize = 100;
 
-/// One binding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct DtmfAction {
-    /// The DTMF event that fires it.
-    #[serde(rename = "DTMFEventId")]
-    pub dtmf_event_id: String,
-    /// The output port to activate (index from 0, as portmanagement numbers them).
-    pub port: usize,
-    /// For how long, in seconds.
-    pub seconds: f64,
+/// Why a binding was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BindError {
+    /// The port is an input.
+    #[error("port {0} is an input")]
+    Input(usize),
+    /// No such port.
+    #[error("no port {0}")]
+    NoPort(usize),
+    /// Seconds out of range.
+    #[error("Seconds must be between 0.05 and 3600")]
+    Seconds,
+    /// Too many bindings.
+    #[error("at most {MAX_BINDINGS} bindings")]
+    TooMany,
 }
 
-/// The bindings of one device.
+/// The bindings of one device and the outputs they hold open.
 #[derive(Debug)]
 pub struct DoorActions {
     /// Held only to read or change the map.
     bindings: Mutex<HashMap<String, DtmfAction>>,
+    /// When each held output goes inactive again; a port is here while its timer task runs.
+    held_until: Mutex<HashMap<usize, Instant>>,
     io: Arc<IoPorts>,
     time_scale: f64,
+    shutdown: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl DoorActions {
-    /// Starts following `bus` with the `initial` bindings (from the profile).
-    pub fn start(
-        bus: &Arc<EventBus>,
-        io: Arc<IoPorts>,
-        time_scale: f64,
-        initial: &[DtmfAction],
-        shutdown: CancellationToken,
-    ) -> Arc<DoorActions> {
-        let actions = Arc::new(DoorActions { bindings: Mutex::default(), io, time_scale });
+    /// Door actions over `io` with the `initial` bindings (from the profile).
+    pub fn new(io: Arc<IoPorts>, time_scale: f64, initial: &[DtmfAction], shutdown: CancellationToken) -> Arc<Self> {
+        let actions = Arc::new(DoorActions {
+            bindings: Mutex::default(),
+            held_until: Mutex::default(),
+            io,
+            time_scale,
+            shutdown,
+        });
         for a in initial {
             if let Err(e) = actions.bind(a.clone()) {
                 tracing::warn!(error = %e, "profile DTMF action ignored");
             }
         }
-        tokio::spawn(follow(actions.clone(), bus.clone(), shutdown));
         actions
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, DtmfAction>> {
-        self.bindings.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Adds or replaces the binding of an event. The port must be an output.
-    pub fn bind(&self, action: DtmfAction) -> Result<(), String> {
+    pub fn bind(&self, action: DtmfAction) -> Result<(), BindError> {
         match self.io.port(action.port) {
             Some(p) if p.direction == PortDirection::Output => {}
-            Some(_) => return Err(format!("port {} is an input", action.port)),
-            None => return Err(format!("no port {}", action.port)),
+            Some(_) => return Err(BindError::Input(action.port)),
+            None => return Err(BindError::NoPort(action.port)),
         }
         if !(action.seconds.is_finite() && (0.05..=3600.0).contains(&action.seconds)) {
-            return Err("Seconds must be between 0.05 and 3600".into());
+            return Err(BindError::Seconds);
         }
-        let mut map = self.lock();
+        let mut map = lock(&self.bindings);
         if map.len() >= MAX_BINDINGS && !map.contains_key(&action.dtmf_event_id) {
-            return Err(format!("at most {MAX_BINDINGS} bindings"));
+            return Err(BindError::TooMany);
         }
         map.insert(action.dtmf_event_id.clone(), action);
         Ok(())
@@ -82,37 +89,100 @@ impl DoorActions {
 
     /// Every binding.
     pub fn list(&self) -> Vec<DtmfAction> {
-        self.lock().values().cloned().collect()
+        lock(&self.bindings).values().cloned().collect()
+    }
+
+    /// Holds output `port` active until `until`, extending a hold in progress; one timer task
+    /// per held output.
+    fn hold(self: &Arc<Self>, port: usize, until: Instant) {
+        let mut held = lock(&self.held_until);
+        if let Some(current) = held.get_mut(&port) {
+            *current = (*current).max(until);
+            return;
+        }
+        held.insert(port, until);
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Some(deadline) = lock(&this.held_until).get(&port).copied() else { return };
+                if Instant::now() >= deadline {
+                    break;
+                }
+                tokio::select! {
+                    () = this.shutdown.cancelled() => return,
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+            lock(&this.held_until).remove(&port);
+            let _ = this.io.set_active(port, false, true);
+        });
     }
 }
 
-async fn follow(actions: Arc<DoorActions>, bus: Arc<EventBus>, shutdown: CancellationToken) {
-    let mut live = bus.subscribe().live;
-    loop {
-        let event = tokio::select! {
-            () = shutdown.cancelled() => return,
-            e = live.recv() => e,
-        };
-        let event = match event {
-            Ok(e) => e,
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => return,
-        };
-        if event.topic != topics::CALL_DTMF {
-            continue;
-        }
-        let Some(action) = event.source.get("DTMFEventId").and_then(|id| actions.lock().get(id).cloned()) else {
-            continue;
-        };
+/// The sink the SIP side hands DTMF matches to: the [`DoorActions`] of the device.
+#[derive(Debug)]
+pub struct DoorSink(pub Arc<DoorActions>);
+
+impl TriggerSink for DoorSink {
+    fn fired(&self, event_id: &str, call_id: &str) {
+        let actions = &self.0;
+        let Some(action) = lock(&actions.bindings).get(event_id).cloned() else { return };
         if let Err(e) = actions.io.set_active(action.port, true, true) {
             tracing::warn!(error = %e, "door action failed");
-            continue;
+            return;
         }
-        tracing::info!(event = %action.dtmf_event_id, port = action.port, "door opened by DTMF");
-        let (io, hold) = (actions.io.clone(), Duration::from_secs_f64(action.seconds / actions.time_scale));
-        tokio::spawn(async move {
-            tokio::time::sleep(hold).await;
-            let _ = io.set_active(action.port, false, true);
-        });
+        tracing::info!(event = event_id, call = call_id, port = action.port, "door opened by DTMF");
+        let hold = Duration::from_secs_f64(action.seconds / actions.time_scale);
+        actions.hold(action.port, Instant::now() + hold);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventBus;
+    use crate::profile::PortSpec;
+
+    fn door() -> (Arc<DoorActions>, Arc<IoPorts>) {
+        let specs = [
+            PortSpec { name: "Button".into(), direction: PortDirection::Input },
+            PortSpec { name: "Lock".into(), direction: PortDirection::Output },
+        ];
+        let io = Arc::new(IoPorts::new(&specs, Arc::new(EventBus::new())));
+        let binding = DtmfAction { dtmf_event_id: "open".into(), port: 1, seconds: 5.0 };
+        (DoorActions::new(io.clone(), 1.0, &[binding], CancellationToken::new()), io)
+    }
+
+    fn active(io: &IoPorts) -> bool {
+        io.port(1).is_some_and(|p| p.active)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_match_opens_the_door_at_once_and_a_second_one_extends_the_hold() {
+        let (actions, io) = door();
+        let sink = DoorSink(actions.clone());
+        sink.fired("open", "call-1");
+        assert!(active(&io), "the output goes active synchronously, with no queue in between");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        sink.fired("open", "call-1");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(active(&io), "5.5 s after the first code, 2.5 s after the second: still held");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!active(&io), "released 5 s after the second code");
+        assert!(lock(&actions.held_until).is_empty(), "its one timer ended");
+        sink.fired("unbound", "call-1");
+        assert!(!active(&io));
+    }
+
+    #[test]
+    fn bindings_are_checked() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        let _guard = rt.enter();
+        let (actions, _) = door();
+        let bind = |port, seconds| actions.bind(DtmfAction { dtmf_event_id: "x".into(), port, seconds });
+        assert_eq!(bind(0, 1.0), Err(BindError::Input(0)));
+        assert_eq!(bind(7, 1.0), Err(BindError::NoPort(7)));
+        assert_eq!(bind(1, 0.0), Err(BindError::Seconds));
+        assert_eq!(bind(1, 1.0), Ok(()));
     }
 }

@@ -8,11 +8,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::actions::DoorActions;
+use crate::actions::{DoorActions, DoorSink};
+use crate::auth::Authenticator;
 use crate::calls::{CallEngine, EngineConfig};
 use crate::control::Control;
 use crate::events::EventBus;
-use crate::http::auth::Authenticator;
 use crate::http::{server, App};
 use crate::io::IoPorts;
 use crate::profile::Profile;
@@ -91,15 +91,15 @@ impl Device {
             vec![sip_address.to_string(), "doorsim".to_owned()],
         )
         .map_err(std::io::Error::other)?;
+        let actions = DoorActions::new(io.clone(), config.time_scale, &config.profile.dtmf_actions, shutdown.clone());
         let ua_config = UaConfig {
             bind: sip_bind,
             address: sip_address,
             tls,
             inter_digit: engine.scaled(crate::dtmf::INTER_DIGIT),
+            door: Some(Arc::new(DoorSink(actions.clone()))),
         };
         sip::start(ua_config, store.clone(), engine.clone(), bus.clone(), tracker.clone(), shutdown.clone());
-        let actions =
-            DoorActions::start(&bus, io.clone(), config.time_scale, &config.profile.dtmf_actions, shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
         // Devices use `AXIS_<serial>` as their HTTP auth realm.
         let realm = format!("AXIS_{}", config.profile.serial());

@@ -9,6 +9,7 @@
 //! [`device::Device`] is the composition root that wires one device together.
 
 pub mod actions;
+pub mod auth;
 pub mod calls;
 pub mod cli;
 pub mod control;
@@ -21,8 +22,10 @@ pub mod listener;
 pub mod media;
 pub mod model;
 pub mod profile;
+pub mod reply;
 pub mod rtp;
 pub mod rtsp;
 pub mod sip;
 pub mod store;
 pub mod vapix;
+pub mod xml;

@@ -78,7 +78,7 @@ pub struct Profile {
     pub ports: Vec<PortSpec>,
     /// DTMF events bound to outputs from the start (like a pre-configured action rule).
     #[serde(default, rename = "DtmfActions")]
-    pub dtmf_actions: Vec<crate::actions::DtmfAction>,
+    pub dtmf_actions: Vec<DtmfAction>,
 }
 
 impl Profile {
@@ -123,4 +123,17 @@ mod tests {
         assert_eq!(Profile::load("a8207-ve").expect("case-insensitive").serial(), "ACCC8E7A0B01");
         assert!(Profile::load("X1234").is_err());
     }
+}
+
+/// A door action a profile (or the control API) binds: a DTMF event activates an output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DtmfAction {
+    /// The DTMF event that fires it.
+    #[serde(rename = "DTMFEventId")]
+    pub dtmf_event_id: String,
+    /// The output port to activate (index from 0, as portmanagement numbers them).
+    pub port: usize,
+    /// For how long, in seconds.
+    pub seconds: f64,
 }

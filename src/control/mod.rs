@@ -16,10 +16,11 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::actions::{DoorActions, DtmfAction};
+use crate::actions::DoorActions;
 use crate::calls::{CallEngine, CallError};
 use crate::events::EventBus;
 use crate::io::IoPorts;
+use crate::profile::DtmfAction;
 use crate::store::Store;
 
 /// The input port the call button is wired to (the first port of every profile).
@@ -98,7 +99,7 @@ impl Control {
             ["dtmf-actions"] => allow(Method::POST).and_then(|()| {
                 let action: DtmfAction =
                     serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
-                self.actions.bind(action).map(|()| json!({})).map_err(|e| (StatusCode::BAD_REQUEST, e))
+                self.actions.bind(action).map(|()| json!({})).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
             }),
             ["calls", id, action @ ("answer" | "reject")] => allow(Method::POST).and_then(|()| {
                 let result = if *action == "answer" { self.engine.answer(id) } else { self.engine.reject(id) };

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::events::{topics, Event, EventBus};
-use crate::store::DeviceState;
-use matcher::{Matcher, Trigger};
+use matcher::Matcher;
+pub use matcher::Trigger;
 
 /// How a digit arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +25,26 @@ pub enum Method {
 /// Default inter-digit timeout (DESIGN.md decision 8).
 pub const INTER_DIGIT: Duration = Duration::from_secs(3);
 
-/// The DTMF side of one call: the methods honoured and the triggers in force, from the call's
-/// account at the time the call started.
+/// Where a completed trigger goes at once, besides the event bus: the door actions, so a
+/// DTMF code opens the door without riding a lossy event queue.
+pub trait TriggerSink: Send + Sync + std::fmt::Debug {
+    /// DTMF event `event_id` fired on call `call_id`.
+    fn fired(&self, event_id: &str, call_id: &str);
+}
+
+/// An account's DTMF set-up as one call uses it: the methods honoured and the triggers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DtmfPolicy {
+    /// Digits over RTP (RFC 2833/4733) count.
+    pub rfc2833: bool,
+    /// Digits by SIP INFO (RFC 2976) count.
+    pub rfc2976: bool,
+    /// Sequences and the DTMF event each fires.
+    pub triggers: Vec<Trigger>,
+}
+
+/// The DTMF side of one call: the account's policy at the time the call started, the digits
+/// heard so far, and where a match goes.
 #[derive(Debug)]
 pub struct CallDtmf {
     call_id: String,
@@ -34,35 +52,26 @@ pub struct CallDtmf {
     rfc2976: bool,
     matcher: Matcher,
     bus: Arc<EventBus>,
+    sink: Option<Arc<dyn TriggerSink>>,
 }
 
 impl CallDtmf {
-    /// The DTMF policy of `account` in `state` for call `call_id`: no configuration means no
-    /// triggers (digits are received and logged, nothing matches).
-    pub fn for_account(
-        state: &DeviceState,
-        account: &str,
+    /// The DTMF side of call `call_id` under `policy`; matches are published on `bus` and
+    /// handed to `sink`.
+    pub fn new(
+        policy: DtmfPolicy,
         call_id: &str,
         bus: Arc<EventBus>,
+        sink: Option<Arc<dyn TriggerSink>>,
         inter_digit: Duration,
     ) -> Self {
-        let config =
-            state.sip_accounts.get(account).and_then(|a| state.dtmf_configurations.get(&a.dtmf_configuration_id));
-        let triggers = config
-            .map(|c| {
-                c.dtmf_trigger_id
-                    .iter()
-                    .filter_map(|t| state.dtmf_triggers.get(t))
-                    .map(|t| Trigger { sequence: t.dtmf_sequence.clone(), event_id: t.dtmf_event_id.clone() })
-                    .collect()
-            })
-            .unwrap_or_default();
         Self {
             call_id: call_id.to_owned(),
-            rfc2833: config.is_none_or(|c| c.rfc2833),
-            rfc2976: config.is_none_or(|c| c.rfc2976),
-            matcher: Matcher::new(triggers, inter_digit),
+            rfc2833: policy.rfc2833,
+            rfc2976: policy.rfc2976,
+            matcher: Matcher::new(policy.triggers, inter_digit),
             bus,
+            sink,
         }
     }
 
@@ -84,6 +93,9 @@ impl CallDtmf {
                 &[("DTMFEventId", &trigger.event_id)],
                 &[("CallId", &self.call_id)],
             );
+            if let Some(sink) = &self.sink {
+                sink.fired(&trigger.event_id, &self.call_id);
+            }
             self.bus.publish(event);
         }
     }

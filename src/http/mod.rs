@@ -1,25 +1,23 @@
 //! The HTTP server: routing, authentication and body limits in front of the HTTP faces
 //! (`vapix`, `control`).
 
-pub mod auth;
 pub mod server;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::Value;
 
+use crate::auth::{Authenticator, Refusal};
 use crate::calls::CallEngine;
 use crate::control::Control;
 use crate::io::IoPorts;
 use crate::profile::{PortDirection, Profile};
+use crate::reply::response;
+pub use crate::reply::{full, json_response, plain, text_response, Body};
 use crate::store::Store;
 use crate::vapix::call_service::{CallService, RequestContext};
 use crate::vapix::event_stream::EventStream;
@@ -27,13 +25,9 @@ use crate::vapix::fault::Fault;
 use crate::vapix::format::Format;
 use crate::vapix::media;
 use crate::vapix::{device_info, event_instances, io_cgi};
-use auth::{Authenticator, Refusal};
 
 /// Largest request body accepted (except the streamed audio upload).
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Every response body: whole, or streamed for media.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// Everything the HTTP server routes to.
 #[derive(Debug)]
@@ -112,34 +106,6 @@ impl Route {
             _ => m == Method::GET,
         }
     }
-}
-
-/// A whole response body.
-pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
-}
-
-fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// A plain-text response with exactly `text` as its body.
-pub fn text_response(text: String) -> Response<Body> {
-    response(StatusCode::OK, "text/plain; charset=utf-8", text)
-}
-
-/// A plain-text response.
-pub fn plain(status: StatusCode, body: &str) -> Response<Body> {
-    let text = if body.is_empty() { String::new() } else { format!("{body}\n") };
-    response(status, "text/plain; charset=utf-8", text)
-}
-
-/// A JSON response.
-pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    response(status, "application/json", Format::Json.encode(value))
 }
 
 impl App {

@@ -4,7 +4,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::events::Event;
-use crate::vapix::event_instances::xml_escape;
+use crate::xml::xml_escape;
 
 /// How a property event is announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

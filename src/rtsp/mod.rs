@@ -22,8 +22,8 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Authenticator;
 use crate::events::{Event, EventBus};
-use crate::http::auth::Authenticator;
 use crate::listener::next_admitted;
 use crate::rtp::RtpHeader;
 use message::{parse, response, Parsed, RtspRequest};

@@ -24,7 +24,7 @@ use super::tls::Tls;
 use super::transaction::{Matched, Outcome, Transactions};
 use super::transport::{self, Inbound, Path, Streams, Transports, Wire};
 use crate::calls::{CallEngine, CallState, Reason};
-use crate::dtmf::CallDtmf;
+use crate::dtmf::{CallDtmf, DtmfPolicy, Trigger, TriggerSink};
 use crate::events::EventBus;
 use crate::store::Store;
 
@@ -44,6 +44,8 @@ pub struct UaConfig {
     pub tls: Tls,
     /// DTMF inter-digit timeout (already scaled).
     pub inter_digit: Duration,
+    /// Where DTMF matches go at once (the door actions).
+    pub door: Option<Arc<dyn TriggerSink>>,
 }
 
 /// What the agent owns.
@@ -236,12 +238,23 @@ impl Agent {
 
     /// The DTMF policy of a new call: the given account's, or the default account's.
     pub(super) fn call_dtmf(&self, account: Option<&str>, engine_id: &str) -> Arc<Mutex<CallDtmf>> {
-        let dtmf = self.store.read(|s| {
-            let account =
-                account.map(str::to_owned).or_else(|| s.default_account().map(|a| a.id.clone())).unwrap_or_default();
-            CallDtmf::for_account(s, &account, engine_id, self.bus.clone(), self.config.inter_digit)
+        let policy = self.store.read(|s| {
+            let account = account.map_or_else(|| s.default_account(), |a| s.sip_accounts.get(a));
+            let config = account.and_then(|a| s.dtmf_configurations.get(&a.dtmf_configuration_id));
+            // No configuration: every method is honoured and nothing matches.
+            config.map_or(DtmfPolicy { rfc2833: true, rfc2976: true, triggers: Vec::new() }, |c| DtmfPolicy {
+                rfc2833: c.rfc2833,
+                rfc2976: c.rfc2976,
+                triggers: c
+                    .dtmf_trigger_id
+                    .iter()
+                    .filter_map(|t| s.dtmf_triggers.get(t))
+                    .map(|t| Trigger { sequence: t.dtmf_sequence.clone(), event_id: t.dtmf_event_id.clone() })
+                    .collect(),
+            })
         });
-        Arc::new(Mutex::new(dtmf))
+        let sink = self.config.door.clone();
+        Arc::new(Mutex::new(CallDtmf::new(policy, engine_id, self.bus.clone(), sink, self.config.inter_digit)))
     }
 
     fn send_dtmf(&mut self, id: &str, digits: &str, over_rtp: bool) {

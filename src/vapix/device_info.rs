@@ -4,9 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::json_api::{answer, ApiError, INVALID_PARAMETER, METHOD_NOT_SUPPORTED};
-use crate::http::{plain, text_response, Body};
 use crate::io::IoPorts;
 use crate::profile::{PortDirection, Profile};
+use crate::reply::{plain, text_response, Body};
 use hyper::{Response, StatusCode};
 
 /// The APIs this device lists in `getApiList`: id, version, name.

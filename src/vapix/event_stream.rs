@@ -27,7 +27,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus, Subscription};
-use crate::http::{plain, Body};
+use crate::reply::{plain, Body};
 
 /// Session tokens kept at once; the oldest is forgotten beyond this.
 const MAX_SESSIONS: usize = 64;

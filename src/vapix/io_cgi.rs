@@ -15,9 +15,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::json_api::{answer, ApiError, INVALID_PARAMETER, METHOD_NOT_SUPPORTED};
 use crate::events::{topics, EventBus};
-use crate::http::{plain, text_response, Body};
 use crate::io::{IoError, IoPorts, PortChange};
 use crate::profile::PortDirection;
+use crate::reply::{plain, text_response, Body};
 
 /// `POST /axis-cgi/io/portmanagement.cgi`.
 pub fn port_management(body: &[u8], io: &IoPorts) -> Response<Body> {
@@ -164,14 +164,15 @@ fn monitor(index: usize, bus: &Arc<EventBus>) -> Response<Body> {
     let first: Vec<Bytes> =
         subscription.current.iter().filter(|e| is_port(e)).map(|e| part(index, &e.data["state"])).collect();
     let initial = stream::iter(first.into_iter().map(|b| Ok(Frame::data(b))));
-    let live = stream::unfold((subscription.live, is_port), move |(mut rx, is_port)| async move {
+    let live = stream::unfold((subscription.live, is_port, bus.clone()), move |(mut rx, is_port, bus)| async move {
         loop {
             match rx.recv().await {
                 Ok(e) if is_port(&e) => {
                     let state = e.data.get("state").cloned().unwrap_or_default();
-                    return Some((Ok(Frame::data(part(index, &state))), (rx, is_port)));
+                    return Some((Ok(Frame::data(part(index, &state))), (rx, is_port, bus)));
                 }
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => bus.count_dropped(n),
                 Err(RecvError::Closed) => return None,
             }
         }

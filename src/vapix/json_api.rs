@@ -5,7 +5,7 @@
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
 
-use crate::http::{json_response, Body};
+use crate::reply::{json_response, Body};
 
 /// A JSON CGI error: the VAPIX code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,8 +19,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::calls::vms::StreamCounts;
 use crate::calls::{StreamGuard, StreamKind};
-use crate::http::{plain, Body};
 use crate::media::{jpeg_frames, tone_second, SAMPLE_RATE};
+use crate::reply::{plain, Body};
 
 /// Audio is sent in 40 ms chunks.
 const AUDIO_CHUNK: Duration = Duration::from_millis(40);
