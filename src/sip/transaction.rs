@@ -418,15 +418,9 @@ impl<W: Wire> Transactions<W> {
         let client = self.clients.get_mut(key)?;
         match timer {
             Timer::Retransmit => {
-                client.timers.retransmit = None;
-                let _ = self.wire.send(&client.path, &client.request);
                 let cap = if key.method == "INVITE" { Duration::MAX } else { T2 };
-                client.timers.interval = (client.timers.interval * 2).min(cap);
-                let after = client.timers.interval;
-                let slot = self.schedule(Side::Client, key, Timer::Retransmit, after);
-                if let Some(c) = self.clients.get_mut(key) {
-                    c.timers.retransmit = Some(slot);
-                }
+                let again = Resend { side: Side::Client, key, path: &client.path, message: Some(&client.request), cap };
+                again.run(&self.wire, &mut self.timers, &mut client.timers);
                 None
             }
             Timer::Timeout => {
@@ -450,16 +444,9 @@ impl<W: Wire> Transactions<W> {
         let server = self.servers.get_mut(key)?;
         match timer {
             Timer::Retransmit => {
-                server.timers.retransmit = None;
-                if let Some(last) = &server.last {
-                    let _ = self.wire.send(&server.path, last);
-                }
-                server.timers.interval = (server.timers.interval * 2).min(T2);
-                let after = server.timers.interval;
-                let slot = self.schedule(Side::Server, key, Timer::Retransmit, after);
-                if let Some(s) = self.servers.get_mut(key) {
-                    s.timers.retransmit = Some(slot);
-                }
+                let again =
+                    Resend { side: Side::Server, key, path: &server.path, message: server.last.as_ref(), cap: T2 };
+                again.run(&self.wire, &mut self.timers, &mut server.timers);
                 None
             }
             Timer::Timeout => {
@@ -478,6 +465,26 @@ impl<W: Wire> Transactions<W> {
                 None
             }
         }
+    }
+}
+
+/// A retransmission that is due: the message goes out again and the next one is scheduled at
+/// twice the interval, up to `cap`.
+struct Resend<'a> {
+    side: Side,
+    key: &'a Key,
+    path: &'a Path,
+    message: Option<&'a SipMessage>,
+    cap: Duration,
+}
+
+impl Resend<'_> {
+    fn run<W: Wire>(self, wire: &W, queue: &mut DelayQueue<(Side, Key, Timer)>, timers: &mut Timers) {
+        if let Some(message) = self.message {
+            let _ = wire.send(self.path, message);
+        }
+        timers.interval = (timers.interval * 2).min(self.cap);
+        timers.retransmit = Some(queue.insert((self.side, self.key.clone(), Timer::Retransmit), timers.interval));
     }
 }
 
