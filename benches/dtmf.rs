@@ -69,15 +69,8 @@ fn decoder_bench() {
 async fn device() -> (Device, CancellationToken) {
     let stop = CancellationToken::new();
     let config = DeviceConfig {
-        http: "127.0.0.1:0".parse().expect("addr"),
-        rtsp: "127.0.0.1:0".parse().expect("addr"),
-        users: vec![("root".into(), "pass".into())],
-        time_scale: 1.0,
-        button_recipient: "VMS_CALL".into(),
-        profile: Profile::load("A8207-VE").expect("profile"),
-        sip_addr: None,
         auto_answer: Some(Duration::ZERO),
-        tls_cert_and_key: None,
+        ..DeviceConfig::on_loopback(Profile::load("A8207-VE").expect("profile"))
     };
     (Device::start(config, stop.clone()).await.expect("device"), stop)
 }

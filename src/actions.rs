@@ -10,6 +10,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::dtmf::TriggerSink;
 use crate::io::IoPorts;
@@ -45,6 +46,8 @@ pub struct DoorActions {
     io: Arc<IoPorts>,
     time_scale: f64,
     shutdown: CancellationToken,
+    /// The device's tasks (the hold timers).
+    tracker: TaskTracker,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -53,13 +56,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl DoorActions {
     /// Door actions over `io` with the `initial` bindings (from the profile).
-    pub fn new(io: Arc<IoPorts>, time_scale: f64, initial: &[DtmfAction], shutdown: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        io: Arc<IoPorts>,
+        time_scale: f64,
+        initial: &[DtmfAction],
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Arc<Self> {
         let actions = Arc::new(DoorActions {
             bindings: Mutex::default(),
             held_until: Mutex::default(),
             io,
             time_scale,
             shutdown,
+            tracker,
         });
         for a in initial {
             if let Err(e) = actions.bind(a.clone()) {
@@ -102,7 +112,7 @@ impl DoorActions {
         }
         held.insert(port, until);
         let this = self.clone();
-        tokio::spawn(async move {
+        self.tracker.spawn(async move {
             loop {
                 let Some(deadline) = lock(&this.held_until).get(&port).copied() else { return };
                 if Instant::now() >= deadline {
@@ -150,7 +160,7 @@ mod tests {
         ];
         let io = Arc::new(IoPorts::new(&specs, Arc::new(EventBus::new())));
         let binding = DtmfAction { dtmf_event_id: "open".into(), port: 1, seconds: 5.0 };
-        (DoorActions::new(io.clone(), 1.0, &[binding], CancellationToken::new()), io)
+        (DoorActions::new(io.clone(), 1.0, &[binding], CancellationToken::new(), TaskTracker::new()), io)
     }
 
     fn active(io: &IoPorts) -> bool {

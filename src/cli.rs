@@ -53,24 +53,38 @@ pub struct Cli {
     pub log: String,
 }
 
-fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+/// A flag value clap refuses, with what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// `--auto-answer`.
+    #[error("{0:?} is not a number of seconds between 0 and 3600")]
+    Seconds(String),
+    /// `--time-scale`.
+    #[error("{0:?} is not a time scale between 0.001 and 1000000")]
+    TimeScale(String),
+    /// `--user`.
+    #[error("{0:?} is not NAME:PASS")]
+    User(String),
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, FlagError> {
     match s.parse::<f64>() {
         Ok(n) if n.is_finite() && (0.0..=3600.0).contains(&n) => Ok(std::time::Duration::from_secs_f64(n)),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 3600")),
+        _ => Err(FlagError::Seconds(s.to_owned())),
     }
 }
 
-fn parse_time_scale(s: &str) -> Result<f64, String> {
+fn parse_time_scale(s: &str) -> Result<f64, FlagError> {
     match s.parse::<f64>() {
         Ok(n) if n.is_finite() && (0.001..=1_000_000.0).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?} is not a time scale between 0.001 and 1000000")),
+        _ => Err(FlagError::TimeScale(s.to_owned())),
     }
 }
 
-fn parse_user(s: &str) -> Result<(String, String), String> {
+fn parse_user(s: &str) -> Result<(String, String), FlagError> {
     match s.split_once(':') {
         Some((name, pass)) if !name.is_empty() => Ok((name.to_owned(), pass.to_owned())),
-        _ => Err(format!("{s:?} is not NAME:PASS")),
+        _ => Err(FlagError::User(s.to_owned())),
     }
 }
 

@@ -45,6 +45,25 @@ pub struct DeviceConfig {
     pub tls_cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
+impl DeviceConfig {
+    /// A device on loopback with free ports, `root:pass`, real time, the call button calling the
+    /// VMS, and `profile`: what tests and benchmarks start from.
+    pub fn on_loopback(profile: Profile) -> DeviceConfig {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        DeviceConfig {
+            http: any,
+            rtsp: any,
+            users: vec![("root".into(), "pass".into())],
+            time_scale: 1.0,
+            button_recipient: crate::calls::VMS_CALL.into(),
+            profile,
+            sip_addr: None,
+            auto_answer: None,
+            tls_cert_and_key: None,
+        }
+    }
+}
+
 /// A running device.
 #[derive(Debug)]
 pub struct Device {
@@ -80,6 +99,7 @@ impl Device {
             time_scale: config.time_scale,
             device_host,
             auto_answer: config.auto_answer,
+            tracker: tracker.clone(),
             ..EngineConfig::default()
         };
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
@@ -91,7 +111,13 @@ impl Device {
             vec![sip_address.to_string(), "doorsim".to_owned()],
         )
         .map_err(std::io::Error::other)?;
-        let actions = DoorActions::new(io.clone(), config.time_scale, &config.profile.dtmf_actions, shutdown.clone());
+        let actions = DoorActions::new(
+            io.clone(),
+            config.time_scale,
+            &config.profile.dtmf_actions,
+            shutdown.clone(),
+            tracker.clone(),
+        );
         let ua_config = UaConfig {
             bind: sip_bind,
             address: sip_address,
@@ -105,11 +131,11 @@ impl Device {
         let realm = format!("AXIS_{}", config.profile.serial());
         let auth = Arc::new(Authenticator::new(config.users, realm));
         let rtsp = Arc::new(RtspContext { auth: auth.clone(), bus: bus.clone() });
-        tracker.spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone()));
+        tracker.spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone(), tracker.clone()));
         let app = Arc::new(App {
             auth,
             call_service: CallService::new(store.clone(), engine.clone()),
-            event_stream: EventStream::new(bus.clone(), shutdown.clone()),
+            event_stream: EventStream::new(bus.clone(), shutdown.clone(), tracker.clone()),
             control: Control::new(
                 store.clone(),
                 engine.clone(),
@@ -124,7 +150,7 @@ impl Device {
             store: store.clone(),
             user_names,
         });
-        tracker.spawn(server::run(listener, app, shutdown));
+        tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
         Ok(Device { http_addr, rtsp_addr, store, bus, tracker })
     }
 

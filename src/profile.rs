@@ -81,21 +81,34 @@ pub struct Profile {
     pub dtmf_actions: Vec<DtmfAction>,
 }
 
+/// Why a profile could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    /// Neither a built-in name nor a file.
+    #[error("no profile {0:?}: use one of {1} or a path to a JSON file")]
+    Unknown(String, String),
+    /// The file could not be read.
+    #[error("cannot read profile {0}: {1}")]
+    Read(String, String),
+    /// Not a valid profile.
+    #[error("profile {0} is not valid: {1}")]
+    Invalid(String, String),
+}
+
 impl Profile {
     /// Loads a built-in profile by name, or a JSON file by path.
-    pub fn load(name_or_path: &str) -> Result<Profile, String> {
+    pub fn load(name_or_path: &str) -> Result<Profile, ProfileError> {
         let text = match BUILT_IN.iter().find(|(name, _)| name.eq_ignore_ascii_case(name_or_path)) {
             Some((_, text)) => (*text).to_owned(),
-            None if Path::new(name_or_path).is_file() => {
-                std::fs::read_to_string(name_or_path).map_err(|e| format!("cannot read profile {name_or_path}: {e}"))?
-            }
+            None if Path::new(name_or_path).is_file() => std::fs::read_to_string(name_or_path)
+                .map_err(|e| ProfileError::Read(name_or_path.to_owned(), e.to_string()))?,
             None => {
-                let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
-                return Err(format!("no profile {name_or_path:?}: use one of {names:?} or a path to a JSON file"));
+                let names = BUILT_IN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+                return Err(ProfileError::Unknown(name_or_path.to_owned(), names));
             }
         };
         let mut profile: Profile =
-            serde_json::from_str(&text).map_err(|e| format!("profile {name_or_path} is not valid: {e}"))?;
+            serde_json::from_str(&text).map_err(|e| ProfileError::Invalid(name_or_path.to_owned(), e.to_string()))?;
         if profile.serial_number.is_none() {
             profile.serial_number = Some(profile.mac.replace([':', '-'], "").to_ascii_uppercase());
         }

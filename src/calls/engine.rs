@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use thiserror::Error;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::status::{new_call_id, now_rfc3339, CallState, CallStatus, CallType, Direction, Reason};
 use super::vms::{Counts, StreamCounts, StreamKind};
@@ -43,6 +44,8 @@ pub struct EngineConfig {
     pub device_host: String,
     /// Answer ringing incoming SIP calls after this long (device time, before scaling), or never.
     pub auto_answer: Option<Duration>,
+    /// Where the engine's tasks (one per call, the stream follower) are tracked.
+    pub tracker: TaskTracker,
 }
 
 impl Default for EngineConfig {
@@ -53,6 +56,7 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(60),
             device_host: "127.0.0.1".into(),
             auto_answer: None,
+            tracker: TaskTracker::new(),
         }
     }
 }
@@ -164,7 +168,7 @@ impl CallEngine {
             signalling: OnceLock::new(),
         });
         engine.bus.publish(state_event(CallState::Idle));
-        tokio::spawn(follow_streams(engine.clone()));
+        engine.config.tracker.spawn(follow_streams(engine.clone()));
         engine
     }
 
@@ -268,7 +272,7 @@ impl CallEngine {
             .auto_answer
             .filter(|_| (direction, call_type, state) == (Direction::Incoming, CallType::Sip, CallState::Calling));
         let timers = CallTimers { answer_timeout, auto_answer, max_duration };
-        tokio::spawn(own_call(self.clone(), id.clone(), state_rx, timers));
+        self.config.tracker.spawn(own_call(self.clone(), id.clone(), state_rx, timers));
         Ok(id)
     }
 

@@ -1,9 +1,28 @@
 //! DTMF in SIP INFO bodies (RFC 2976 transport): `application/dtmf-relay`
 //! (`Signal=5\r\nDuration=160`) and `application/dtmf` (one character).
 
-/// The digit an INFO carries, or why the body is refused (the INFO then gets 400).
-pub fn digit(content_type: &str, body: &[u8]) -> Result<char, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the body is not text".to_owned())?;
+use thiserror::Error;
+
+/// Why an INFO body carries no digit (the INFO then gets 400).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InfoError {
+    /// Not UTF-8.
+    #[error("the body is not text")]
+    NotText,
+    /// A dtmf-relay body without `Signal=`.
+    #[error("no Signal= line")]
+    NoSignal,
+    /// Another content type.
+    #[error("{0:?} is not a DTMF body type")]
+    ContentType(String),
+    /// Not one of 0-9, A-D, *, #.
+    #[error("{0:?} is not a DTMF digit")]
+    NotADigit(String),
+}
+
+/// The digit an INFO carries, or why the body is refused.
+pub fn digit(content_type: &str, body: &[u8]) -> Result<char, InfoError> {
+    let text = std::str::from_utf8(body).map_err(|_| InfoError::NotText)?;
     let kind = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let raw = match kind.as_str() {
         "application/dtmf-relay" => text
@@ -12,9 +31,9 @@ pub fn digit(content_type: &str, body: &[u8]) -> Result<char, String> {
                 let (k, v) = l.split_once('=')?;
                 k.trim().eq_ignore_ascii_case("signal").then(|| v.trim().to_owned())
             })
-            .ok_or("no Signal= line")?,
+            .ok_or(InfoError::NoSignal)?,
         "application/dtmf" => text.trim().to_owned(),
-        other => return Err(format!("{other:?} is not a DTMF body type")),
+        other => return Err(InfoError::ContentType(other.to_owned())),
     };
     let mut chars = raw.chars();
     match (chars.next().map(|c| c.to_ascii_uppercase()), chars.next()) {
@@ -22,7 +41,7 @@ pub fn digit(content_type: &str, body: &[u8]) -> Result<char, String> {
         // Some phones send the event number for * and #.
         _ if raw == "10" => Ok('*'),
         _ if raw == "11" => Ok('#'),
-        _ => Err(format!("{raw:?} is not a DTMF digit")),
+        _ => Err(InfoError::NotADigit(raw)),
     }
 }
 

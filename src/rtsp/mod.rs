@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::events::{Event, EventBus};
@@ -49,8 +50,8 @@ pub struct RtspContext {
     pub bus: Arc<EventBus>,
 }
 
-/// Serves RTSP on `listener` until `shutdown`.
-pub async fn run(listener: TcpListener, ctx: Arc<RtspContext>, shutdown: CancellationToken) {
+/// Serves RTSP on `listener` until `shutdown`; connections are tracked by `tracker`.
+pub async fn run(listener: TcpListener, ctx: Arc<RtspContext>, shutdown: CancellationToken, tracker: TaskTracker) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Some((stream, peer, permit)) = next_admitted(&listener, &permits, &shutdown, "RTSP").await else {
@@ -58,7 +59,7 @@ pub async fn run(listener: TcpListener, ctx: Arc<RtspContext>, shutdown: Cancell
         };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let _permit = permit;
             if let Err(e) = Connection::new(stream, peer, ctx).serve(shutdown).await {
                 tracing::debug!(%peer, error = %e, "RTSP connection ended");

@@ -127,7 +127,7 @@ impl Connector {
             self.streams.start(stream, Kind::Tcp, peer, permit, self.shutdown.clone());
             return Ok(path);
         }
-        let name = Tls::server_name(&to.host).map_err(ConnectError::Failed)?;
+        let name = Tls::server_name(&to.host).map_err(|e| ConnectError::Failed(e.to_string()))?;
         let connector = if to.verify { self.tls.verifying.clone() } else { self.tls.trusting.clone() };
         let tls = tokio::time::timeout(HANDSHAKE, connector.connect(name, stream))
             .await

@@ -87,8 +87,28 @@ pub struct Negotiated {
     pub telephone_event: Option<u8>,
 }
 
+/// Why a session description was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// An `m=` line with a bad port.
+    #[error("bad m= port")]
+    BadPort,
+    /// An `m=` line without a transport protocol.
+    #[error("m= without protocol")]
+    NoProtocol,
+    /// A malformed `a=rtpmap`.
+    #[error("bad rtpmap")]
+    BadRtpmap,
+    /// No `m=audio`.
+    #[error("no audio stream")]
+    NoAudio,
+    /// No `c=` line for the audio.
+    #[error("no connection address")]
+    NoAddress,
+}
+
 /// Reads the first audio stream of an SDP body.
-pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
+pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
     let mut session_address: Option<IpAddr> = None;
     let mut media_address: Option<IpAddr> = None;
     let mut in_audio = false;
@@ -105,8 +125,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
                     let mut f = value.split_whitespace();
                     if f.next() == Some("audio") {
                         let port: u16 =
-                            f.next().and_then(|p| p.split('/').next()?.parse().ok()).ok_or("bad m= port")?;
-                        let _proto = f.next().ok_or("m= without protocol")?;
+                            f.next().and_then(|p| p.split('/').next()?.parse().ok()).ok_or(SdpError::BadPort)?;
+                        let _proto = f.next().ok_or(SdpError::NoProtocol)?;
                         let pts = f.filter_map(|pt| pt.parse::<u8>().ok()).filter(|pt| *pt < 128).collect();
                         audio = Some((port, pts));
                         in_audio = true;
@@ -123,7 +143,7 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
             }
             "a" if in_audio => {
                 if let Some(map) = value.strip_prefix("rtpmap:") {
-                    let (pt, encoding) = map.split_once(' ').ok_or("bad rtpmap")?;
+                    let (pt, encoding) = map.split_once(' ').ok_or(SdpError::BadRtpmap)?;
                     if let (Ok(pt), Some(name)) = (pt.parse::<u8>(), encoding.split('/').next()) {
                         names.push((pt, name.to_owned()));
                     }
@@ -140,8 +160,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, String> {
             _ => {}
         }
     }
-    let (port, pts) = audio.ok_or("no audio stream")?;
-    let address = media_address.or(session_address).ok_or("no connection address")?;
+    let (port, pts) = audio.ok_or(SdpError::NoAudio)?;
+    let address = media_address.or(session_address).ok_or(SdpError::NoAddress)?;
     let formats = pts
         .into_iter()
         .map(|pt| {

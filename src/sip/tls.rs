@@ -33,36 +33,51 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
 
+/// Why TLS could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate or key file could not be read or holds nothing usable.
+    #[error("{0}")]
+    File(String),
+    /// rcgen or rustls refused the material.
+    #[error("{0}")]
+    Material(String),
+    /// Not a DNS name or IP address.
+    #[error("{0}: not a server name")]
+    ServerName(String),
+}
+
 impl Tls {
     /// TLS from PEM files, or a self-signed certificate for `names` when none are given.
-    pub fn new(cert_and_key: Option<(&Path, &Path)>, names: Vec<String>) -> Result<Tls, String> {
+    pub fn new(cert_and_key: Option<(&Path, &Path)>, names: Vec<String>) -> Result<Tls, TlsError> {
+        let material = |e: &dyn std::fmt::Display| TlsError::Material(e.to_string());
         let (certs, key) = match cert_and_key {
             Some((cert, key)) => load(cert, key)?,
             None => {
-                let made =
-                    rcgen::generate_simple_self_signed(names).map_err(|e| format!("cannot make a certificate: {e}"))?;
-                let key = PrivateKeyDer::try_from(made.key_pair.serialize_der()).map_err(|e| e.to_string())?;
+                let made = rcgen::generate_simple_self_signed(names)
+                    .map_err(|e| material(&format!("cannot make a certificate: {e}")))?;
+                let key = PrivateKeyDer::try_from(made.key_pair.serialize_der()).map_err(|e| material(&e))?;
                 (vec![made.cert.der().clone()], key)
             }
         };
         let server = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| material(&e))?
             .with_no_client_auth()
             .with_single_cert(certs.clone(), key)
-            .map_err(|e| format!("bad certificate or key: {e}"))?;
+            .map_err(|e| material(&format!("bad certificate or key: {e}")))?;
         let mut roots = RootCertStore::empty();
         for c in &certs {
-            roots.add(c.clone()).map_err(|e| e.to_string())?;
+            roots.add(c.clone()).map_err(|e| material(&e))?;
         }
         let verifying = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| material(&e))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let trusting = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| material(&e))?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
             .with_no_client_auth();
@@ -74,23 +89,27 @@ impl Tls {
     }
 
     /// The server name to present for `host` (an IP address or a DNS name).
-    pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
+    pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        ServerName::try_from(host.to_owned()).map_err(|e| format!("{host}: {e}"))
+        ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
     }
 }
 
-fn load(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+/// A certificate chain and a private key.
+type Material = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn load(cert: &Path, key: &Path) -> Result<Material, TlsError> {
+    let file = |p: &Path, why: &dyn std::fmt::Display| TlsError::File(format!("{}: {why}", p.display()));
+    let read = |p: &Path| std::fs::read(p).map_err(|e| file(p, &format!("cannot read: {e}")));
     let certs = rustls_pemfile::certs(&mut read(cert)?.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
+        .map_err(|e| file(cert, &e))?;
     if certs.is_empty() {
-        return Err(format!("{} holds no certificate", cert.display()));
+        return Err(file(cert, &"holds no certificate"));
     }
     let key = rustls_pemfile::private_key(&mut read(key)?.as_slice())
-        .map_err(|e| format!("{}: {e}", key.display()))?
-        .ok_or_else(|| format!("{} holds no private key", key.display()))?;
+        .map_err(|e| file(key, &e))?
+        .ok_or_else(|| file(key, &"holds no private key"))?;
     Ok((certs, key))
 }
 

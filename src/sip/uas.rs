@@ -310,7 +310,7 @@ impl Agent {
                     (200, "OK")
                 }
                 Err(why) => {
-                    tracing::info!(why, "INFO body refused");
+                    tracing::info!(%why, "INFO body refused");
                     (400, "Bad Request")
                 }
             },

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::events::{Event, EventBus, Subscription};
 use crate::reply::{plain, Body};
@@ -45,12 +46,14 @@ pub struct EventStream {
     /// Token -> issue time. Held only to add, check or remove a token.
     sessions: Mutex<IndexMap<String, Instant>>,
     shutdown: CancellationToken,
+    /// The device's tasks (one per WebSocket client).
+    tracker: TaskTracker,
 }
 
 impl EventStream {
     /// The event stream over `bus`.
-    pub fn new(bus: Arc<EventBus>, shutdown: CancellationToken) -> Self {
-        Self { bus, sessions: Mutex::default(), shutdown }
+    pub fn new(bus: Arc<EventBus>, shutdown: CancellationToken, tracker: TaskTracker) -> Self {
+        Self { bus, sessions: Mutex::default(), shutdown, tracker }
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, IndexMap<String, Instant>> {
@@ -97,7 +100,7 @@ impl EventStream {
         let accept = derive_accept_key(key.as_bytes());
         let bus = self.bus.clone();
         let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
+        self.tracker.spawn(async move {
             match hyper::upgrade::on(&mut req).await {
                 Ok(upgraded) => {
                     let config = WebSocketConfig {

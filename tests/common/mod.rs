@@ -320,7 +320,9 @@ impl Doorsim {
             s.extend(extra.clone());
         }
         self.ok("SetSIPConfiguration", serde_json::json!({ "SIPConfiguration": sip })).await;
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await; // the listeners follow the store
+        // The listeners follow the store: wait until the UDP port answers OPTIONS.
+        let host = self.base.trim_start_matches("http://").rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+        assert!(answers_options(host, port).await, "SIP never came up on {host}:{port}");
         (port, tls)
     }
 
@@ -424,4 +426,25 @@ impl EventSocket {
         }
         out
     }
+}
+
+/// Whether `host:port` answers an OPTIONS over UDP within 5 s (sent again every 100 ms).
+pub(crate) async fn answers_options(host: &str, port: u16) -> bool {
+    let socket = tokio::net::UdpSocket::bind((host, 0)).await.expect("udp");
+    let me = socket.local_addr().expect("addr").port();
+    let options = format!(
+        "OPTIONS sip:door@{host}:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{me};branch=z9hG4bKup{me}\r\n\
+         From: <sip:probe@{host}>;tag=up\r\nTo: <sip:door@{host}>\r\nCall-ID: up-{me}\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let mut buf = [0u8; 4096];
+    for _ in 0..50 {
+        let _ = socket.send_to(options.as_bytes(), (host, port)).await;
+        if let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(100), socket.recv(&mut buf)).await {
+            if buf[..n].starts_with(b"SIP/2.0 200") {
+                return true;
+            }
+        }
+    }
+    false
 }

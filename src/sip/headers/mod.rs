@@ -11,7 +11,7 @@
 
 mod cseq;
 mod name_addr;
-mod params;
+pub(crate) mod params;
 mod uri;
 mod via;
 

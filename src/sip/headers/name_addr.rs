@@ -30,15 +30,23 @@ impl NameAddr {
         if let Some(open) = find_unquoted(text, '<') {
             let close = text[open..].find('>').map(|c| c + open).ok_or(malformed("name-addr", "unclosed <"))?;
             let display = text[..open].trim();
+            let token = |s: &str| s.chars().all(|c| c.is_ascii_alphanumeric() || " -.!%*_+`'~".contains(c));
             let display = if display.is_empty() {
                 None
             } else if let Some(inner) = display.strip_prefix('"') {
                 let inner = inner.strip_suffix('"').ok_or(malformed("name-addr", "unclosed quote"))?;
                 Some(unescape(inner))
-            } else {
+            } else if token(display) {
                 Some(display.to_owned())
+            } else {
+                return Err(malformed("name-addr", "bad display name"));
             };
-            let uri = Uri::parse(&text[open + 1..close])?;
+            // White space may precede the ">" (RFC 4475 3.1.1.6) but not follow the "<" (3.1.2.7).
+            let inside = &text[open + 1..close];
+            if inside.starts_with(char::is_whitespace) {
+                return Err(malformed("name-addr", "space after <"));
+            }
+            let uri = Uri::parse(inside)?;
             let rest = text[close + 1..].trim_start();
             let params = match rest.strip_prefix(';') {
                 Some(p) => Params::parse(p),
@@ -52,6 +60,9 @@ impl NameAddr {
             Some((u, p)) => (u, Params::parse(p)),
             None => (text, Params::default()),
         };
+        if uri.contains(['?', '"']) {
+            return Err(malformed("name-addr", "a URI with headers or a quoted name needs <>"));
+        }
         Ok(NameAddr { display: None, uri: Uri::parse(uri)?, params })
     }
 
@@ -127,6 +138,12 @@ mod tests {
 
     #[test]
     fn forms_are_read() {
+        for ok in ["\"J. \\\"Rose\\\"\" <sip:a@b>", "Alice <sip:a@b;lr>", "sips:[::1]:5061", "<sip:a@b >"] {
+            assert!(NameAddr::parse(ok).is_ok(), "{ok}");
+        }
+        let tag = |s: &str| NameAddr::parse(s).expect("valid in the test").tag().map(str::to_owned);
+        assert_eq!(tag("\"A\" <sip:a@b;tag=no>;tag=yes").as_deref(), Some("yes"));
+        assert_eq!(tag("<sip:a@b>"), None);
         let bare = NameAddr::parse("sip:alice@h;tag=9").expect("valid in the test");
         assert_eq!(bare.tag(), Some("9"));
         assert_eq!(bare.to_string(), "<sip:alice@h>;tag=9");
@@ -137,7 +154,17 @@ mod tests {
         let list = NameAddr::parse_list("<sip:a@h;lr>, \"x,y\" <sip:b@h>").expect("valid in the test");
         assert_eq!(list.len(), 2);
         assert_eq!(NameAddr::new(Uri::parse("sip:h").expect("valid in the test")).with_tag("t").tag(), Some("t"));
-        for bad in ["<sip:a@h", "\"x <sip:a@h>", "<sip:a@h> junk", ""] {
+        for bad in [
+            "<sip:a@h",
+            "\"x <sip:a@h>",
+            "<sip:a@h> junk",
+            "",
+            "< sip:a@h>",
+            "sip:a@h?Route=x",
+            "Bob\"s <sip:a@h>",
+            "<sip:a @h>",
+            "nothing",
+        ] {
             assert!(NameAddr::parse(bad).is_err(), "{bad}");
         }
     }

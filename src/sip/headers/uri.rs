@@ -73,6 +73,9 @@ impl Uri {
     /// Reads a URI.
     pub fn parse(text: &str) -> Result<Uri, HeaderError> {
         let text = text.trim();
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(malformed("URI", "white space in a URI"));
+        }
         let (scheme, rest) = text.split_once(':').ok_or(malformed("URI", "no scheme"))?;
         let secure = match scheme.to_ascii_lowercase().as_str() {
             "sip" => false,
