@@ -1,13 +1,22 @@
-//! Command-line flags; each also reads a `DOORSIM_*` environment variable.
+//! Command-line flags; each also reads a `DOORSIM_*` environment variable. `doorsim` alone runs
+//! one device; `doorsim fleet` runs many, `doorsim load` drives call flows against a system under
+//! test. The device flags (`--profile`, `--user`, `--auto-answer`, `--time-scale`, ...) apply to
+//! every mode and may come before or after the mode's name.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 /// An emulator of an Axis network door station.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "doorsim", version, about)]
 pub struct Cli {
+    /// `fleet` or `load`; one device when absent.
+    #[command(subcommand)]
+    pub mode: Option<Mode>,
+
     /// HTTP API listen address.
     #[arg(long, env = "DOORSIM_HTTP", default_value = "0.0.0.0:8080")]
     pub http: SocketAddr,
@@ -17,7 +26,7 @@ pub struct Cli {
     pub rtsp: SocketAddr,
 
     /// An account for HTTP auth as NAME:PASS; repeatable.
-    #[arg(long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
+    #[arg(global = true, long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
     pub users: Vec<(String, String)>,
 
     /// Address the SIP and RTP sockets bind to (default: the HTTP address's IP).
@@ -25,32 +34,135 @@ pub struct Cli {
     pub sip_addr: Option<std::net::IpAddr>,
 
     /// Answer incoming SIP calls after SECS seconds (default: never; the control API can answer).
-    #[arg(long, env = "DOORSIM_AUTO_ANSWER", value_name = "SECS", value_parser = parse_seconds)]
+    #[arg(global = true, long, env = "DOORSIM_AUTO_ANSWER", value_name = "SECS", value_parser = parse_seconds)]
     pub auto_answer: Option<std::time::Duration>,
 
     /// PEM certificate chain for SIP over TLS (default: a self-signed certificate made at start).
-    #[arg(long, env = "DOORSIM_TLS_CERT", requires = "tls_key")]
+    #[arg(global = true, long, env = "DOORSIM_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
 
     /// PEM private key for `--tls-cert`.
-    #[arg(long, env = "DOORSIM_TLS_KEY", requires = "tls_cert")]
+    #[arg(global = true, long, env = "DOORSIM_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
     /// Run every device timer N times faster (CallingTimeout, VMS Timeout, retention...).
-    #[arg(long, env = "DOORSIM_TIME_SCALE", default_value_t = 1.0, value_parser = parse_time_scale)]
+    #[arg(global = true, long, env = "DOORSIM_TIME_SCALE", default_value_t = 1.0, value_parser = parse_time_scale)]
     pub time_scale: f64,
 
     /// Whom the call button (input port 0) calls: `VMS_CALL` or a SIP URI.
-    #[arg(long, env = "DOORSIM_CALL_BUTTON_RECIPIENT", default_value = "VMS_CALL")]
+    #[arg(global = true, long, env = "DOORSIM_CALL_BUTTON_RECIPIENT", default_value = "VMS_CALL")]
     pub call_button_recipient: String,
 
     /// Device model: a built-in profile (A8207-VE, A8105-E, I8116-E) or a JSON file path.
-    #[arg(long, env = "DOORSIM_PROFILE", default_value = crate::profile::DEFAULT_PROFILE)]
+    #[arg(global = true, long, env = "DOORSIM_PROFILE", default_value = crate::profile::DEFAULT_PROFILE)]
     pub profile: String,
 
+    /// Calls that may be in progress at once on each device.
+    #[arg(global = true, long, env = "DOORSIM_MAX_CALLS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_calls: u32,
+
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
-    #[arg(long, env = "DOORSIM_LOG", default_value = "info")]
+    #[arg(global = true, long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,
+}
+
+/// What `doorsim` runs besides one device.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Mode {
+    /// Run many devices in one process, each on its own loopback address.
+    Fleet(FleetArgs),
+    /// Door stations that drive call flows against a system under test.
+    Load(LoadArgs),
+}
+
+/// Where the devices of a fleet live.
+#[derive(Debug, Clone, Args)]
+pub struct Placement {
+    /// The first device's address; device i is this address plus i (carrying across octets).
+    #[arg(long, env = "DOORSIM_BASE", default_value = "127.1.0.1")]
+    pub base: Ipv4Addr,
+
+    /// The HTTP port every device listens on, on its own address.
+    #[arg(long, env = "DOORSIM_HTTP_PORT", default_value_t = 8080)]
+    pub http_port: u16,
+
+    /// The RTSP port every device listens on, on its own address.
+    #[arg(long, env = "DOORSIM_RTSP_PORT", default_value_t = 8554)]
+    pub rtsp_port: u16,
+}
+
+/// `doorsim fleet`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetArgs {
+    /// How many devices (with `--fleet-file`: at least those the file names).
+    #[arg(value_name = "N")]
+    pub count: Option<usize>,
+
+    /// A JSON or TOML file describing the site: per device or range, profile, address, set-up.
+    #[arg(long, env = "DOORSIM_FLEET_FILE")]
+    pub fleet_file: Option<PathBuf>,
+
+    /// Where the fleet's management API listens.
+    #[arg(long, env = "DOORSIM_MANAGE", default_value = "127.0.0.1:8079")]
+    pub manage: SocketAddr,
+
+    #[command(flatten)]
+    pub placement: Placement,
+}
+
+/// `doorsim load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Door stations placing the calls.
+    #[arg(long, default_value_t = 1)]
+    pub doors: usize,
+
+    /// The SIP URI every call goes to (`sip:USER@HOST:PORT`).
+    #[arg(long, required_unless_present = "vms")]
+    pub target: Option<String>,
+
+    /// Raise VMS calls instead, answered by the VMS under test streaming audio.
+    #[arg(long)]
+    pub vms: bool,
+
+    /// New calls per second.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+
+    /// Calls in total.
+    #[arg(long, default_value_t = 1)]
+    pub calls: u64,
+
+    /// How long each answered call stays up (`1s`, `500ms`, `2m`).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub hold: Duration,
+
+    /// DTMF digits each call sends (RFC 4733) once answered.
+    #[arg(long)]
+    pub dtmf: Option<String>,
+
+    /// Register every door at this registrar (`HOST[:PORT]`) as user `door<i>`.
+    #[arg(long)]
+    pub register: Option<String>,
+
+    /// The password for `--register`.
+    #[arg(long, default_value = "")]
+    pub password: String,
+
+    /// Write every call's outcome here (`.json` or `.csv`).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+
+    /// Fail (exit status 1) when more calls than this fail.
+    #[arg(long, default_value_t = 0)]
+    pub max_failures: u64,
+
+    /// Give up on a call that is not answered within this time.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub answer_timeout: Duration,
+
+    #[command(flatten)]
+    pub placement: Placement,
 }
 
 /// A flag value clap refuses, with what was expected.
@@ -104,5 +216,20 @@ mod tests {
         assert_eq!(Cli::try_parse_from(["doorsim", "--time-scale", "100"]).expect("scale").time_scale, 100.0);
         assert!(Cli::try_parse_from(["doorsim", "--time-scale", "0"]).is_err());
         assert!(Cli::try_parse_from(["doorsim", "--time-scale", "NaN"]).is_err());
+        assert!(c.mode.is_none());
+    }
+
+    #[test]
+    fn modes_take_the_device_flags_on_either_side() {
+        let c = Cli::try_parse_from(["doorsim", "fleet", "50", "--profile", "I8116-E", "--max-calls", "40"]).expect("fleet");
+        let Some(Mode::Fleet(f)) = &c.mode else { panic!("fleet") };
+        assert_eq!((f.count, f.placement.base, f.placement.http_port), (Some(50), Ipv4Addr::new(127, 1, 0, 1), 8080));
+        assert_eq!((c.profile.as_str(), c.max_calls), ("I8116-E", 40));
+        let c = Cli::try_parse_from(["doorsim", "--auto-answer", "0", "load", "--doors", "5", "--target", "sip:a@127.0.0.1", "--hold", "500ms"])
+            .expect("load");
+        let Some(Mode::Load(l)) = &c.mode else { panic!("load") };
+        assert_eq!((l.doors, l.hold), (5, Duration::from_millis(500)));
+        assert!(Cli::try_parse_from(["doorsim", "load"]).is_err(), "a target or --vms is required");
+        assert!(Cli::try_parse_from(["doorsim", "--max-calls", "0"]).is_err());
     }
 }

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -19,7 +21,7 @@ use crate::profile::Profile;
 use crate::rtsp::{self, RtspContext};
 use crate::sip::{self, tls::Tls, UaConfig};
 use crate::store::Store;
-use crate::vapix::call_service::CallService;
+use crate::vapix::call_service::{CallService, RequestContext};
 use crate::vapix::event_stream::EventStream;
 
 /// How to build a device.
@@ -43,6 +45,28 @@ pub struct DeviceConfig {
     pub auto_answer: Option<std::time::Duration>,
     /// PEM certificate chain and private key for SIP over TLS (a self-signed pair when `None`).
     pub tls_cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Calls that may be in progress at once.
+    pub max_calls: usize,
+    /// Call service requests (`{"axcall:SetSIPAccount": {...}}`) applied in order before the
+    /// device serves anything.
+    pub setup: Vec<Value>,
+}
+
+/// Why a device did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// TLS material could not be loaded or made.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::sip::tls::TlsError),
+    /// A set-up request is not one object with one `axcall:` action.
+    #[error("set-up request {0}: expected one {{\"axcall:Action\": {{...}}}} object")]
+    SetupShape(usize),
+    /// A set-up request faulted.
+    #[error("set-up request {0} ({1}): {2}")]
+    Setup(usize, String, String),
 }
 
 impl DeviceConfig {
@@ -60,6 +84,8 @@ impl DeviceConfig {
             sip_addr: None,
             auto_answer: None,
             tls_cert_and_key: None,
+            max_calls: 16,
+            setup: Vec::new(),
         }
     }
 }
@@ -75,6 +101,12 @@ pub struct Device {
     pub store: Arc<Store>,
     /// The device's event bus.
     pub bus: Arc<EventBus>,
+    /// The device's serial number.
+    pub serial: String,
+    /// The device's calls.
+    pub engine: Arc<CallEngine>,
+    /// The emulator's control API (the call button among it).
+    pub control: Arc<Control>,
     /// Every task the device spawns (listeners, connections, the SIP agent, RTP sessions).
     tracker: TaskTracker,
 }
@@ -84,11 +116,14 @@ const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Device {
     /// Binds the device's listeners and starts serving until `shutdown` is cancelled.
-    pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> std::io::Result<Device> {
-        let listener = TcpListener::bind(config.http).await?;
-        let http_addr = listener.local_addr()?;
-        let rtsp_listener = TcpListener::bind(config.rtsp).await?;
-        let rtsp_addr = rtsp_listener.local_addr()?;
+    pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> Result<Device, StartError> {
+        let bind = |at: SocketAddr| async move {
+            let listener = TcpListener::bind(at).await.map_err(|e| StartError::Bind(at, e))?;
+            let local = listener.local_addr().map_err(|e| StartError::Bind(at, e))?;
+            Ok::<_, StartError>((listener, local))
+        };
+        let (listener, http_addr) = bind(config.http).await?;
+        let (rtsp_listener, rtsp_addr) = bind(config.rtsp).await?;
         let device_host =
             if http_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { http_addr.ip().to_string() };
 
@@ -97,20 +132,22 @@ impl Device {
         let bus = Arc::new(EventBus::new());
         let engine_config = EngineConfig {
             time_scale: config.time_scale,
-            device_host,
+            device_host: device_host.clone(),
             auto_answer: config.auto_answer,
             tracker: tracker.clone(),
+            max_calls: config.max_calls,
             ..EngineConfig::default()
         };
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
+        let call_service = CallService::new(store.clone(), engine.clone());
+        apply_setup(&call_service, &config.setup, &device_host)?;
         let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
         let sip_bind = config.sip_addr.unwrap_or_else(|| http_addr.ip());
         let sip_address = if sip_bind.is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { sip_bind };
         let tls = Tls::new(
             config.tls_cert_and_key.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
             vec![sip_address.to_string(), "doorsim".to_owned()],
-        )
-        .map_err(std::io::Error::other)?;
+        )?;
         let actions = DoorActions::new(
             io.clone(),
             config.time_scale,
@@ -128,30 +165,26 @@ impl Device {
         sip::start(ua_config, store.clone(), engine.clone(), bus.clone(), tracker.clone(), shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
         // Devices use `AXIS_<serial>` as their HTTP auth realm.
-        let realm = format!("AXIS_{}", config.profile.serial());
+        let serial = config.profile.serial().to_owned();
+        let realm = format!("AXIS_{serial}");
         let auth = Arc::new(Authenticator::new(config.users, realm));
         let rtsp = Arc::new(RtspContext { auth: auth.clone(), bus: bus.clone() });
         tracker.spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone(), tracker.clone()));
+        let control =
+            Arc::new(Control::new(store.clone(), engine.clone(), bus.clone(), io.clone(), actions, config.button_recipient));
         let app = Arc::new(App {
             auth,
-            call_service: CallService::new(store.clone(), engine.clone()),
+            call_service,
             event_stream: EventStream::new(bus.clone(), shutdown.clone(), tracker.clone()),
-            control: Control::new(
-                store.clone(),
-                engine.clone(),
-                bus.clone(),
-                io.clone(),
-                actions,
-                config.button_recipient,
-            ),
-            engine,
+            control: control.clone(),
+            engine: engine.clone(),
             profile: Arc::new(config.profile),
             io,
             store: store.clone(),
             user_names,
         });
         tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
-        Ok(Device { http_addr, rtsp_addr, store, bus, tracker })
+        Ok(Device { http_addr, rtsp_addr, store, bus, serial, engine, control, tracker })
     }
 
     /// Waits until every task of the device has stopped (after its shutdown token was
@@ -164,4 +197,21 @@ impl Device {
         }
         done
     }
+}
+
+/// Runs the set-up requests in order; the first fault stops the start.
+fn apply_setup(service: &CallService, setup: &[Value], device_host: &str) -> Result<(), StartError> {
+    let ctx = RequestContext { device_host: device_host.to_owned() };
+    for (i, request) in setup.iter().enumerate() {
+        let (action, params) = request
+            .as_object()
+            .filter(|o| o.len() == 1)
+            .and_then(|o| o.iter().next())
+            .ok_or(StartError::SetupShape(i))?;
+        service.handle(action, params, false, &ctx).map_err(|fault| {
+            let why = fault.msg.clone().unwrap_or_else(|| fault.reason.to_owned());
+            StartError::Setup(i, action.clone(), format!("{} {}: {why}", fault.fault, fault.code))
+        })?;
+    }
+    Ok(())
 }

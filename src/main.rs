@@ -1,4 +1,5 @@
-//! The `doorsim` binary: parse flags, start one device, print the banner, stop on Ctrl-C.
+//! The `doorsim` binary: parse flags, start one device (or a fleet, or a load test), print the
+//! banner, stop on Ctrl-C.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -7,12 +8,18 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-use doorsim::cli::Cli;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use doorsim::cli::{Cli, FleetArgs, Mode, Placement};
+use doorsim::fleet::file::FleetFile;
+use doorsim::fleet::manage::Manage;
+use doorsim::fleet::{self, Common, Fleet};
 use doorsim::device::{Device, DeviceConfig};
 use doorsim::profile::Profile;
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
         eprintln!("doorsim: bad --log filter {:?} ({e}); using info", cli.log);
@@ -20,11 +27,118 @@ async fn main() -> std::process::ExitCode {
     });
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 
+    match cli.mode.clone() {
+        Some(Mode::Fleet(args)) => run_fleet(&cli, &args).await,
+        Some(Mode::Load(args)) => doorsim::load::run(&common(&cli, &args.placement), &args).await,
+        None => run_device(&cli).await,
+    }
+}
+
+/// The device flags, for every device of a fleet or load test.
+fn common(cli: &Cli, placement: &Placement) -> Common {
+    Common {
+        users: cli.users.clone(),
+        time_scale: cli.time_scale,
+        button_recipient: cli.call_button_recipient.clone(),
+        auto_answer: cli.auto_answer,
+        tls_cert_and_key: cli.tls_cert.clone().zip(cli.tls_key.clone()),
+        max_calls: cli.max_calls as usize,
+        profile: cli.profile.clone(),
+        http_port: placement.http_port,
+        rtsp_port: placement.rtsp_port,
+    }
+}
+
+async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
+    let file = match &args.fleet_file {
+        Some(path) => match FleetFile::load(path) {
+            Ok(f) => f,
+            Err(e) => return fail(&e),
+        },
+        None => FleetFile::default(),
+    };
+    let plans = match fleet::plan(args.count.unwrap_or(0), &file, args.placement.base, &cli.profile) {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let shutdown = CancellationToken::new();
+    let started = std::time::Instant::now();
+    let fleet = match Fleet::start(plans, &common(cli, &args.placement), shutdown.clone()).await {
+        Ok(f) => f,
+        Err(e) => return fail(&e),
+    };
+    let manage = match tokio::net::TcpListener::bind(args.manage).await {
+        Ok(l) => l,
+        Err(e) => {
+            shutdown.cancel();
+            fleet.stopped().await;
+            return fail(&format!("cannot listen on --manage {}: {e}", args.manage));
+        }
+    };
+    let manage_addr = manage.local_addr().unwrap_or(args.manage);
+    let tracker = tokio_util::task::TaskTracker::new();
+    tracker.spawn(doorsim::http::server::run(manage, Arc::new(Manage::new(&fleet)), shutdown.clone(), tracker.clone()));
+    let (first, last) = (&fleet.members[0], &fleet.members[fleet.members.len() - 1]);
+    let (user, pass) = &cli.users[0];
+    let banner = format!(
+        "doorsim fleet — {n} emulated door stations, started in {ms} ms\n\
+         \x20 Devices     {a} ({ai}) … {b} ({bi}), HTTP port {hp}, RTSP port {rp}\n\
+         \x20 Management  http://{manage_addr}/emulator/v1/fleet   (listening on {manage_addr})\n\
+         \x20 Try         curl --anyauth -u '{user}:{pass}' http://{a}:{hp}/axis-cgi/basicdeviceinfo.cgi -d '{{\"apiVersion\":\"1.0\",\"method\":\"getAllProperties\"}}'\n\
+         \x20 Stop with Ctrl-C\n",
+        n = fleet.members.len(),
+        ms = started.elapsed().as_millis(),
+        a = first.address,
+        ai = first.index,
+        b = last.address,
+        bi = last.index,
+        hp = args.placement.http_port,
+        rp = args.placement.rtsp_port,
+    );
+    print(&banner);
+    wait_for_stop(&shutdown).await;
+    shutdown.cancel();
+    fleet.stopped().await;
+    tracker.close();
+    tracker.wait().await;
+    ExitCode::SUCCESS
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("doorsim: {e}");
+    ExitCode::FAILURE
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop(shutdown: &CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => if let Err(e) = r { eprintln!("doorsim: signal handler failed: {e}") },
+        () = terminated => {}
+        () = shutdown.cancelled() => {}
+    }
+}
+
+/// Writes to stdout; a closed stdout (a pipe whose reader went away) must not stop anything.
+fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+async fn run_device(cli: &Cli) -> ExitCode {
     let profile = match Profile::load(&cli.profile) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("doorsim: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     let shutdown = CancellationToken::new();
@@ -38,23 +152,21 @@ async fn main() -> std::process::ExitCode {
         sip_addr: cli.sip_addr,
         auto_answer: cli.auto_answer,
         tls_cert_and_key: cli.tls_cert.clone().zip(cli.tls_key.clone()),
+        max_calls: cli.max_calls as usize,
+        setup: Vec::new(),
     };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,
         Err(e) => {
             eprintln!("doorsim: cannot start: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
-    print_banner(&cli, &device);
-
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => if let Err(e) = r { eprintln!("doorsim: signal handler failed: {e}") },
-        () = shutdown.cancelled() => {}
-    }
+    print_banner(cli, &device);
+    wait_for_stop(&shutdown).await;
     shutdown.cancel();
     device.stopped().await;
-    std::process::ExitCode::SUCCESS
+    ExitCode::SUCCESS
 }
 
 fn print_banner(cli: &Cli, device: &Device) {
@@ -79,7 +191,5 @@ fn print_banner(cli: &Cli, device: &Device) {
         listen = device.http_addr,
         rtsp_listen = device.rtsp_addr,
     );
-    // A closed stdout (a pipe whose reader went away) must not stop the device.
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    print(&banner);
 }

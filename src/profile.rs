@@ -115,10 +115,38 @@ impl Profile {
         Ok(profile)
     }
 
+    /// This profile as device `index` of a fleet: its MAC address is the profile's plus `index`
+    /// in the lower three bytes (the vendor part stays), and the serial number follows the MAC.
+    pub fn member(&self, index: usize) -> Profile {
+        let bytes: Vec<u8> =
+            self.mac.split([':', '-']).filter_map(|b| u8::from_str_radix(b, 16).ok()).collect::<Vec<_>>();
+        let mut profile = self.clone();
+        if let [a, b, c, d, e, f] = bytes[..] {
+            let low = (u32::from_be_bytes([0, d, e, f]).wrapping_add(index as u32)) & 0x00ff_ffff;
+            let [_, d, e, f] = low.to_be_bytes();
+            profile.mac = format!("{a:02X}:{b:02X}:{c:02X}:{d:02X}:{e:02X}:{f:02X}");
+            profile.serial_number = Some(profile.mac.replace(':', ""));
+        }
+        profile
+    }
+
     /// The serial number (set by [`Profile::load`]).
     pub fn serial(&self) -> &str {
         self.serial_number.as_deref().unwrap_or_default()
     }
+}
+
+/// A door action a profile (or the control API) binds: a DTMF event activates an output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct DtmfAction {
+    /// The DTMF event that fires it.
+    #[serde(rename = "DTMFEventId")]
+    pub dtmf_event_id: String,
+    /// The output port to activate (index from 0, as portmanagement numbers them).
+    pub port: usize,
+    /// For how long, in seconds.
+    pub seconds: f64,
 }
 
 #[cfg(test)]
@@ -136,17 +164,15 @@ mod tests {
         assert_eq!(Profile::load("a8207-ve").expect("case-insensitive").serial(), "ACCC8E7A0B01");
         assert!(Profile::load("X1234").is_err());
     }
-}
 
-/// A door action a profile (or the control API) binds: a DTMF event activates an output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-pub struct DtmfAction {
-    /// The DTMF event that fires it.
-    #[serde(rename = "DTMFEventId")]
-    pub dtmf_event_id: String,
-    /// The output port to activate (index from 0, as portmanagement numbers them).
-    pub port: usize,
-    /// For how long, in seconds.
-    pub seconds: f64,
+    #[test]
+    fn fleet_members_get_their_own_mac_and_serial() {
+        let p = Profile::load(DEFAULT_PROFILE).expect("built in");
+        let (first, next) = (p.member(0), p.member(1));
+        assert_ne!(first.serial(), next.serial());
+        assert_eq!(first.mac[..8], next.mac[..8], "the vendor part stays");
+        assert_eq!(next.serial(), next.mac.replace(':', ""));
+        let serials: std::collections::HashSet<String> = (0..1000).map(|i| p.member(i).serial().to_owned()).collect();
+        assert_eq!(serials.len(), 1000, "a thousand devices, a thousand serials");
+    }
 }

@@ -225,6 +225,8 @@ pub struct Store {
     state: Mutex<DeviceState>,
     /// Last registration result per account id; held only to read or write one entry.
     registrations: Mutex<std::collections::HashMap<String, crate::model::sip_account::Registration>>,
+    /// Bumped on every registration status change.
+    registration_revision: tokio::sync::watch::Sender<u64>,
     /// A revision number bumped on every committed change, for components that follow the
     /// configuration (the SIP listeners).
     revision: tokio::sync::watch::Sender<u64>,
@@ -232,7 +234,12 @@ pub struct Store {
 
 impl Default for Store {
     fn default() -> Self {
-        Self { state: Mutex::default(), registrations: Mutex::default(), revision: tokio::sync::watch::Sender::new(0) }
+        Self {
+            state: Mutex::default(),
+            registrations: Mutex::default(),
+            registration_revision: tokio::sync::watch::Sender::new(0),
+            revision: tokio::sync::watch::Sender::new(0),
+        }
     }
 }
 
@@ -284,6 +291,13 @@ impl Store {
             Some(r) => map.insert(account.to_owned(), r),
             None => map.remove(account),
         };
+        drop(map);
+        self.registration_revision.send_modify(|r| *r += 1);
+    }
+
+    /// Follows registration status changes.
+    pub fn registration_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.registration_revision.subscribe()
     }
 
     /// An account's last registration status.

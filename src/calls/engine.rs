@@ -445,6 +445,11 @@ impl CallEngine {
         self.lock().calls.get(id).map(|e| e.status.clone())
     }
 
+    /// Follows call `id`'s state: every change is seen (a `watch`, not the lossy event bus).
+    pub fn watch(&self, id: &str) -> Option<watch::Receiver<CallState>> {
+        self.lock().calls.get(id).map(|e| e.state.subscribe())
+    }
+
     /// The statuses of `ids` (unknown ids skipped), or of every call when `ids` is empty.
     pub fn statuses(&self, ids: &[String]) -> Vec<CallStatus> {
         let reg = self.lock();

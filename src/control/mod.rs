@@ -131,7 +131,7 @@ impl Control {
 
     /// The call button, like the A8004/A8207 action rule: input port 0 goes active, a call to the
     /// button's recipient starts, the port goes inactive again.
-    fn press_button(&self) -> ControlResult {
+    pub fn press_button(&self) -> ControlResult {
         let press = |active| {
             self.io.set_active(CALL_BUTTON_PORT, active, false).map_err(|e| (StatusCode::CONFLICT, e.to_string()))
         };

@@ -41,7 +41,7 @@ pub struct App {
     /// The event WebSocket.
     pub event_stream: EventStream,
     /// `/emulator/v1/...`.
-    pub control: Control,
+    pub control: Arc<Control>,
     /// The emulated model.
     pub profile: Arc<Profile>,
     /// I/O ports and virtual inputs.
@@ -108,9 +108,15 @@ impl Route {
     }
 }
 
+impl server::Handler for App {
+    async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
+        self.answer(req, local).await
+    }
+}
+
 impl App {
     /// Answers one request. `local` is the address the connection arrived on.
-    pub async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
+    pub async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
         let path = req.uri().path().to_owned();
         let Some(route) = Route::of(&path) else {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");

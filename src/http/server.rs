@@ -12,8 +12,18 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::App;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+
 use crate::listener::next_connection;
+use crate::reply::Body;
+
+/// What answers the requests of a server: a device's [`super::App`], or a fleet's management
+/// face.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request that arrived on `local`.
+    fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> impl std::future::Future<Output = Response<Body>> + Send;
+}
 
 /// Most connections served at once; further clients wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -24,7 +34,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `app` on `listener` until `shutdown` is cancelled; open connections finish their
 /// current request and close.
-pub async fn run(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken, tracker: TaskTracker) {
+pub async fn run<H: Handler>(listener: TcpListener, app: Arc<H>, shutdown: CancellationToken, tracker: TaskTracker) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {

@@ -1,0 +1,252 @@
+//! Fleets: many devices in one process, each a separate box on its own loopback address with
+//! the single-device ports. Device `i` listens on `base + i`, counting through the octets
+//! (127.1.0.255 is followed by 127.1.1.0; every 127.x.y.z address is loopback on Linux), unless
+//! the fleet file gives it an address. Each has its own identity (MAC and serial from its
+//! index), store, call engine, SIP user agent and event stream.
+
+pub mod file;
+pub mod manage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde_json::Value;
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+use crate::device::{Device, DeviceConfig, StartError};
+use crate::profile::{Profile, ProfileError};
+use file::FleetFile;
+
+/// File descriptors one device may hold at rest: HTTP and RTSP listeners, SIP over UDP, TCP
+/// and TLS, and room for a few connections and RTP sockets.
+const DESCRIPTORS_PER_DEVICE: u64 = 12;
+
+/// Why a fleet did not start.
+#[derive(Debug, Error)]
+pub enum FleetError {
+    /// Device `index`'s address is not a loopback address (the base plus the index ran out).
+    #[error("device {0}: {1} is past the loopback range 127.0.0.0/8; use a lower --base")]
+    Address(usize, Ipv4Addr),
+    /// Two devices would share an address.
+    #[error("devices {0} and {1} would both listen on {2}")]
+    SameAddress(usize, usize, Ipv4Addr),
+    /// A profile could not be loaded.
+    #[error("device {0}: {1}")]
+    Profile(usize, ProfileError),
+    /// A device did not start.
+    #[error("device {0} at {1}: {2}")]
+    Start(usize, Ipv4Addr, StartError),
+    /// The open-files limit cannot hold the fleet.
+    #[error("a fleet of {0} devices needs about {1} open files; the hard limit is {2} (raise it with `ulimit -Hn` as root)")]
+    Descriptors(usize, u64, u64),
+    /// No devices.
+    #[error("a fleet needs N or a --fleet-file with devices")]
+    Empty,
+}
+
+/// What every device of a fleet shares: the device flags.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// HTTP accounts.
+    pub users: Vec<(String, String)>,
+    /// Timer speed.
+    pub time_scale: f64,
+    /// Whom the call button calls.
+    pub button_recipient: String,
+    /// Auto-answer delay.
+    pub auto_answer: Option<std::time::Duration>,
+    /// TLS material.
+    pub tls_cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Call limit per device.
+    pub max_calls: usize,
+    /// The profile of devices the file says nothing of.
+    pub profile: String,
+    /// HTTP port on each address.
+    pub http_port: u16,
+    /// RTSP port on each address.
+    pub rtsp_port: u16,
+}
+
+/// One device of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Its index.
+    pub index: usize,
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// Its profile name or path.
+    pub profile: String,
+    /// Its set-up requests.
+    pub setup: Vec<Value>,
+}
+
+/// Device `index`'s address: `base + index`, carrying across octets, within 127.0.0.0/8.
+pub fn address_of(base: Ipv4Addr, index: usize) -> Result<Ipv4Addr, FleetError> {
+    let address = u32::from(base).checked_add(u32::try_from(index).unwrap_or(u32::MAX)).map(Ipv4Addr::from);
+    match address {
+        Some(a) if a.octets()[0] == 127 => Ok(a),
+        Some(a) => Err(FleetError::Address(index, a)),
+        None => Err(FleetError::Address(index, Ipv4Addr::BROADCAST)),
+    }
+}
+
+/// The devices to start: `count` devices from index 0 and whatever the file names besides.
+pub fn plan(count: usize, file: &FleetFile, base: Ipv4Addr, default_profile: &str) -> Result<Vec<Plan>, FleetError> {
+    let mut indices: BTreeMap<usize, Option<&file::DeviceEntry>> = (0..count).map(|i| (i, None)).collect();
+    for (i, entry) in &file.devices {
+        indices.insert(*i, Some(entry));
+    }
+    if indices.is_empty() {
+        return Err(FleetError::Empty);
+    }
+    let mut plans = Vec::with_capacity(indices.len());
+    let mut taken: HashMap<Ipv4Addr, usize> = HashMap::new();
+    for (index, entry) in indices {
+        let address = match entry.and_then(|e| e.address) {
+            Some(a) => a,
+            None => address_of(base, index)?,
+        };
+        if let Some(other) = taken.insert(address, index) {
+            return Err(FleetError::SameAddress(other, index, address));
+        }
+        plans.push(Plan {
+            index,
+            address,
+            profile: entry.and_then(|e| e.profile.clone()).unwrap_or_else(|| default_profile.to_owned()),
+            setup: entry.map(|e| e.setup.clone()).unwrap_or_default(),
+        });
+    }
+    Ok(plans)
+}
+
+/// Raises the soft open-files limit to what `devices` need, up to the hard limit; says so.
+pub fn raise_descriptor_limit(devices: usize) -> Result<(), FleetError> {
+    let needed = devices as u64 * DESCRIPTORS_PER_DEVICE + 256;
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else { return Ok(()) };
+    if soft >= needed {
+        return Ok(());
+    }
+    if hard < needed {
+        return Err(FleetError::Descriptors(devices, needed, hard));
+    }
+    match rlimit::Resource::NOFILE.set(needed, hard) {
+        Ok(()) => tracing::info!(from = soft, to = needed, "raised the open-files limit for the fleet"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
+    Ok(())
+}
+
+/// One running device of a fleet.
+#[derive(Debug)]
+pub struct Member {
+    /// Its index.
+    pub index: usize,
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// Its profile name (or path).
+    pub profile: String,
+    /// The device.
+    pub device: Device,
+}
+
+/// A running fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    /// The devices, by index order.
+    pub members: Vec<Member>,
+}
+
+impl Fleet {
+    /// Starts every planned device; if one fails, those already started are stopped and the
+    /// error names the device.
+    pub async fn start(plans: Vec<Plan>, common: &Common, shutdown: CancellationToken) -> Result<Fleet, FleetError> {
+        raise_descriptor_limit(plans.len())?;
+        let mut profiles: HashMap<String, Profile> = HashMap::new();
+        let mut members = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let result = Self::start_one(&plan, common, &mut profiles, shutdown.clone()).await;
+            match result {
+                Ok(device) => {
+                    members.push(Member { index: plan.index, address: plan.address, profile: plan.profile, device })
+                }
+                Err(e) => {
+                    shutdown.cancel();
+                    for m in members {
+                        m.device.stopped().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Fleet { members })
+    }
+
+    async fn start_one(
+        plan: &Plan,
+        common: &Common,
+        profiles: &mut HashMap<String, Profile>,
+        shutdown: CancellationToken,
+    ) -> Result<Device, FleetError> {
+        let profile = match profiles.get(&plan.profile) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Profile::load(&plan.profile).map_err(|e| FleetError::Profile(plan.index, e))?;
+                profiles.insert(plan.profile.clone(), p.clone());
+                p
+            }
+        };
+        let ip = IpAddr::V4(plan.address);
+        let config = DeviceConfig {
+            http: SocketAddr::new(ip, common.http_port),
+            rtsp: SocketAddr::new(ip, common.rtsp_port),
+            users: common.users.clone(),
+            time_scale: common.time_scale,
+            button_recipient: common.button_recipient.clone(),
+            profile: profile.member(plan.index),
+            sip_addr: Some(ip),
+            auto_answer: common.auto_answer,
+            tls_cert_and_key: common.tls_cert_and_key.clone(),
+            max_calls: common.max_calls,
+            setup: plan.setup.clone(),
+        };
+        Device::start(config, shutdown).await.map_err(|e| FleetError::Start(plan.index, plan.address, e))
+    }
+
+    /// Waits until every device has stopped (after the shutdown token was cancelled).
+    pub async fn stopped(self) {
+        for m in self.members {
+            m.device.stopped().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_count_through_the_octets_and_stay_on_loopback() {
+        let base = Ipv4Addr::new(127, 1, 0, 1);
+        assert_eq!(address_of(base, 0).expect("first"), base);
+        assert_eq!(address_of(base, 254).expect("255"), Ipv4Addr::new(127, 1, 0, 255));
+        assert_eq!(address_of(base, 255).expect("carry"), Ipv4Addr::new(127, 1, 1, 0));
+        assert_eq!(address_of(base, 999).expect("1000th"), Ipv4Addr::new(127, 1, 3, 232));
+        assert!(address_of(Ipv4Addr::new(127, 255, 255, 250), 10).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_plan_merges_the_count_and_the_file_and_refuses_shared_addresses() {
+        let file = FleetFile::parse(r#"{"devices": [{"index": 1, "profile": "I8116-E"}, {"index": 5}]}"#, false)
+            .expect("file");
+        let plans = plan(3, &file, Ipv4Addr::new(127, 1, 0, 1), "A8207-VE").expect("plan");
+        let summary: Vec<(usize, String)> = plans.iter().map(|p| (p.index, p.profile.clone())).collect();
+        assert_eq!(
+            summary,
+            [(0, "A8207-VE".into()), (1, "I8116-E".into()), (2, "A8207-VE".into()), (5, "A8207-VE".into())]
+        );
+        let clash = FleetFile::parse(r#"{"devices": [{"index": 3, "address": "127.1.0.1"}]}"#, false).expect("file");
+        assert!(matches!(plan(1, &clash, Ipv4Addr::new(127, 1, 0, 1), "A8207-VE"), Err(FleetError::SameAddress(..))));
+        assert!(matches!(plan(0, &FleetFile::default(), Ipv4Addr::new(127, 1, 0, 1), "A"), Err(FleetError::Empty)));
+    }
+}
