@@ -221,12 +221,24 @@ mod tests {
 
     #[test]
     fn modes_take_the_device_flags_on_either_side() {
-        let c = Cli::try_parse_from(["doorsim", "fleet", "50", "--profile", "I8116-E", "--max-calls", "40"]).expect("fleet");
+        let c = Cli::try_parse_from(["doorsim", "fleet", "50", "--profile", "I8116-E", "--max-calls", "40"])
+            .expect("fleet");
         let Some(Mode::Fleet(f)) = &c.mode else { panic!("fleet") };
         assert_eq!((f.count, f.placement.base, f.placement.http_port), (Some(50), Ipv4Addr::new(127, 1, 0, 1), 8080));
         assert_eq!((c.profile.as_str(), c.max_calls), ("I8116-E", 40));
-        let c = Cli::try_parse_from(["doorsim", "--auto-answer", "0", "load", "--doors", "5", "--target", "sip:a@127.0.0.1", "--hold", "500ms"])
-            .expect("load");
+        let c = Cli::try_parse_from([
+            "doorsim",
+            "--auto-answer",
+            "0",
+            "load",
+            "--doors",
+            "5",
+            "--target",
+            "sip:a@127.0.0.1",
+            "--hold",
+            "500ms",
+        ])
+        .expect("load");
         let Some(Mode::Load(l)) = &c.mode else { panic!("load") };
         assert_eq!((l.doors, l.hold), (5, Duration::from_millis(500)));
         assert!(Cli::try_parse_from(["doorsim", "load"]).is_err(), "a target or --vms is required");

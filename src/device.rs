@@ -170,8 +170,14 @@ impl Device {
         let auth = Arc::new(Authenticator::new(config.users, realm));
         let rtsp = Arc::new(RtspContext { auth: auth.clone(), bus: bus.clone() });
         tracker.spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone(), tracker.clone()));
-        let control =
-            Arc::new(Control::new(store.clone(), engine.clone(), bus.clone(), io.clone(), actions, config.button_recipient));
+        let control = Arc::new(Control::new(
+            store.clone(),
+            engine.clone(),
+            bus.clone(),
+            io.clone(),
+            actions,
+            config.button_recipient,
+        ));
         let app = Arc::new(App {
             auth,
             call_service,

@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use doorsim::cli::{Cli, FleetArgs, Mode, Placement};
+use doorsim::device::{Device, DeviceConfig};
 use doorsim::fleet::file::FleetFile;
 use doorsim::fleet::manage::Manage;
 use doorsim::fleet::{self, Common, Fleet};
-use doorsim::device::{Device, DeviceConfig};
 use doorsim::profile::Profile;
 
 #[tokio::main]

@@ -5,49 +5,11 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::kamailio::Kamailio;
 use common::{free_port, Doorsim};
 use serde_json::{json, Value};
-
-/// A running kamailio in a process group of its own (it forks helpers); the whole group is
-/// stopped on drop.
-struct Kamailio(Child);
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn kamailio(port: u16, password: &str) -> Kamailio {
-    let template = include_str!("kamailio/registrar.cfg");
-    let config = template.replace("LISTEN", &format!("udp:127.0.0.1:{port}")).replace("PASSWORD", password);
-    let path = std::env::temp_dir().join(format!("doorsim-kamailio-{}-{port}.cfg", std::process::id()));
-    std::fs::write(&path, config).expect("write config");
-    let check = Command::new("kamailio")
-        .arg("-f")
-        .arg(&path)
-        .arg("-c")
-        .output()
-        .expect("kamailio (Debian package) must be installed");
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
-    let child = Command::new("kamailio")
-        .arg("-f")
-        .arg(&path)
-        .args(["-DD", "-E", "-Y", std::env::temp_dir().to_str().expect("tmp")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start kamailio");
-    std::thread::sleep(Duration::from_millis(500));
-    Kamailio(child)
-}
 
 async fn status_of(d: &Doorsim, id: &str, want: u64) -> Value {
     let mut s = Value::Null;
@@ -64,7 +26,7 @@ async fn status_of(d: &Doorsim, id: &str, want: u64) -> Value {
 #[tokio::test]
 async fn registers_fails_with_a_wrong_password_and_recovers() {
     let registrar = free_port();
-    let _kamailio = kamailio(registrar, "secure");
+    let _kamailio = Kamailio::start(include_str!("kamailio/registrar.cfg"), registrar, "secure");
     let d = Doorsim::start(&[]);
     d.ok(
         "SetSIPConfiguration",
@@ -129,7 +91,7 @@ async fn wait_for_register_from(registrar: u16, port: u16) {
 #[tokio::test]
 async fn sip_port_a_then_b_then_a_keeps_answering_and_registering_from_a() {
     let registrar = free_port();
-    let _kamailio = kamailio(registrar, "secure");
+    let _kamailio = Kamailio::start(include_str!("kamailio/registrar.cfg"), registrar, "secure");
     let d = Doorsim::start(&[]);
     let (a, b) = (free_port(), free_port());
     let config =

@@ -66,12 +66,11 @@ pub struct DeviceEntry {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     #[serde(default)]
-    devices: Vec<Entry>,
+    devices: Vec<RawEntry>,
 }
 
-/// One entry, checked as it is read (so errors carry the entry's position).
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "RawEntry")]
+/// One entry, checked.
+#[derive(Debug)]
 struct Entry {
     indices: std::ops::RangeInclusive<usize>,
     profile: Option<String>,
@@ -174,8 +173,11 @@ impl FleetFile {
         } else {
             serde_json::from_str(text).map_err(|e| e.to_string())?
         };
+        let lines = entry_lines(text, toml);
         let mut devices = BTreeMap::new();
-        for entry in raw.devices {
+        for (k, raw) in raw.devices.into_iter().enumerate() {
+            let at = lines.get(k).map_or_else(|| format!("devices[{k}]"), |l| format!("line {l} (devices[{k}])"));
+            let entry = Entry::try_from(raw).map_err(|why| format!("{at}: {why}"))?;
             for index in entry.indices.clone() {
                 let device = DeviceEntry {
                     profile: entry.profile.clone(),
@@ -183,12 +185,77 @@ impl FleetFile {
                     setup: instantiate(&entry.setup, index),
                 };
                 if devices.insert(index, device).is_some() {
-                    return Err(format!("device {index} is described twice"));
+                    return Err(format!("{at}: device {index} is described twice"));
                 }
             }
         }
         Ok(FleetFile { devices })
     }
+}
+
+/// The line (from 1) where each entry of `devices` starts: each `[[devices]]` header in TOML,
+/// each element of the top-level `"devices"` array in JSON. Only for messages; empty when the
+/// shape is not found.
+fn entry_lines(text: &str, toml: bool) -> Vec<usize> {
+    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+    if toml {
+        let mut offset = 0;
+        let mut lines = Vec::new();
+        for line in text.split_inclusive('\n') {
+            if line.trim() == "[[devices]]" {
+                lines.push(line_of(offset));
+            }
+            offset += line.len();
+        }
+        return lines;
+    }
+    // JSON: walk the structure by depth, outside strings.
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut key_at_depth1, mut in_devices, mut expecting_element) = (String::new(), false, false);
+    let mut string_start = 0;
+    let mut lines = Vec::new();
+    for (i, c) in text.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    in_string = false;
+                    if depth == 1 {
+                        key_at_depth1 = text[string_start..i].to_owned();
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        if in_devices && depth == 2 && expecting_element && !c.is_whitespace() {
+            lines.push(line_of(i));
+            expecting_element = false;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                string_start = i + 1;
+            }
+            '{' | '[' => {
+                depth += 1;
+                if depth == 2 && c == '[' && key_at_depth1 == "devices" {
+                    in_devices = true;
+                    expecting_element = true;
+                }
+            }
+            '}' | ']' => {
+                if depth == 2 && in_devices {
+                    in_devices = false;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            ',' if in_devices && depth == 2 => expecting_element = true,
+            _ => {}
+        }
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -225,8 +292,9 @@ mod tests {
         let cases = [
             ("{\"devices\": [\n{\"index\": 0},\n{\"index\": 1, \"profile\": \"X999\"}\n]}", "line 3", "no profile"),
             ("{\"devices\": [\n{\"range\": \"5-1\"}\n]}", "line 2", "upward"),
-            ("{\"devices\": [\n{\"index\": 0,\n \"setup\": [{\"axcall:SetSIPAccount\": {\"SIPAccount\": {\"UserId\": \"a b\"}}}]}\n]}", "line 3", "setup[0]"),
-            ("{\"devices\": [{\"index\": 0}, {\"index\": 0}]}", "", "twice"),
+            ("{\"devices\": [\n{\"index\": 0,\n \"setup\": [{\"axcall:SetSIPAccount\": {\"SIPAccount\": {\"UserId\": \"a b\"}}}]}\n]}", "line 2", "setup[0]"),
+            ("{\"devices\": [{\"index\": 0}, {\"index\": 0}]}", "devices[1]", "twice"),
+            ("{\"devices\": [\n  {\"range\": \"0-9\"},\n  {\"index\": 10,\n   \"setup\": [{\"axcall:SetSIPConfiguration\": {\"SIPConfiguration\": {\"SIPPort\": 0}}}]}\n]}", "line 3", "SIPPort"),
             ("{\"devices\": [\n{\"index\": 0, \"colour\": 1}]}", "line 2", "colour"),
             ("{\"devices\": [\n{\"range\": \"0-3\", \"address\": \"127.1.0.1\"}]}", "line 2", "single device"),
         ];
@@ -235,6 +303,7 @@ mod tests {
             assert!(why.contains(line) && why.contains(reason), "{why}");
         }
         let why = FleetFile::parse("[[devices]]\nindex = 0\n\n[[devices]]\nrange = \"x\"\n", true).expect_err("toml");
+        assert_eq!(entry_lines("{\"x\": [1], \"devices\": [\n{\"a\": [1, 2]},\n\n {\"b\": \"],\"}\n]}", false), [2, 4]);
         assert!(why.contains("line 4") && why.contains("FIRST-LAST"), "{why}");
     }
 }

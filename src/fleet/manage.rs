@@ -105,7 +105,8 @@ impl Manage {
         let press: Press = if body.iter().all(u8::is_ascii_whitespace) {
             Press::default()
         } else {
-            serde_json::from_slice(body).map_err(|e| format!("expected {{\"Devices\": [...]}} or {{\"Range\": \"A-B\"}}: {e}"))?
+            serde_json::from_slice(body)
+                .map_err(|e| format!("expected {{\"Devices\": [...]}} or {{\"Range\": \"A-B\"}}: {e}"))?
         };
         let wanted: Box<dyn Fn(usize) -> bool> = match (press.devices, press.range) {
             (Some(list), None) => Box::new(move |i| list.contains(&i)),

@@ -38,7 +38,9 @@ pub enum FleetError {
     #[error("device {0} at {1}: {2}")]
     Start(usize, Ipv4Addr, StartError),
     /// The open-files limit cannot hold the fleet.
-    #[error("a fleet of {0} devices needs about {1} open files; the hard limit is {2} (raise it with `ulimit -Hn` as root)")]
+    #[error(
+        "a fleet of {0} devices needs about {1} open files; the hard limit is {2} (raise it with `ulimit -Hn` as root)"
+    )]
     Descriptors(usize, u64, u64),
     /// No devices.
     #[error("a fleet needs N or a --fleet-file with devices")]

@@ -22,7 +22,11 @@ use crate::reply::Body;
 /// face.
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request that arrived on `local`.
-    fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> impl std::future::Future<Output = Response<Body>> + Send;
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        local: SocketAddr,
+    ) -> impl std::future::Future<Output = Response<Body>> + Send;
 }
 
 /// Most connections served at once; further clients wait in the listen backlog.

@@ -118,7 +118,11 @@ async fn wait_registered(fleet: &Fleet) -> Result<(), String> {
     let deadline = Instant::now() + REGISTER_WAIT;
     let mut changes: Vec<_> = fleet.members.iter().map(|m| m.device.store.registration_changes()).collect();
     loop {
-        let missing = fleet.members.iter().filter(|m| m.device.store.registration("load").is_none_or(|r| r.status != 200)).count();
+        let missing = fleet
+            .members
+            .iter()
+            .filter(|m| m.device.store.registration("load").is_none_or(|r| r.status != 200))
+            .count();
         if missing == 0 {
             return Ok(());
         }

@@ -161,7 +161,8 @@ pub(super) fn progress(outcomes: &[CallOutcome], started: u64, elapsed: Duration
 pub(super) fn write(path: &Path, outcomes: &[CallOutcome]) -> std::io::Result<()> {
     let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let text = if csv {
-        let mut t = String::from("number,door,call_id,started_ms,setup_ms,duration_ms,ok,failure,note,rtp_sent,rtp_received\n");
+        let mut t =
+            String::from("number,door,call_id,started_ms,setup_ms,duration_ms,ok,failure,note,rtp_sent,rtp_received\n");
         let ms = |d: Option<Duration>| d.map_or(String::new(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0));
         let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
         for o in outcomes {

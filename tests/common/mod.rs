@@ -3,6 +3,8 @@
 //! when the handle drops, even if the test fails.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub(crate) mod kamailio;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
