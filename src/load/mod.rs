@@ -206,7 +206,10 @@ async fn one_call(number: u64, door: &Door, plan: &CallPlan, stop: &Cancellation
     let ended_early = tokio::select! {
         r = state.wait_for(|s| *s == CallState::Terminated) => r.is_ok(),
         () = tokio::time::sleep(plan.hold) => false,
-        () = stop.cancelled() => false,
+        () = stop.cancelled() => {
+            outcome.note = "hung up early: the run was stopped".to_owned();
+            false
+        }
     };
     if let Some((sent, received, _)) = door.engine.media_counts(&id) {
         outcome.rtp_sent = sent;

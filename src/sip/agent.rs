@@ -127,7 +127,7 @@ impl Agent {
     async fn run(mut self, mut q: Queues, shutdown: CancellationToken) {
         loop {
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return self.stop(&mut q.commands),
                 Some(m) = q.inbound.recv() => self.on_inbound(m),
                 Some(c) = q.commands.recv() => self.on_command(c),
                 Some(c) = q.connected.recv() => self.on_connected(c),
@@ -135,6 +135,18 @@ impl Agent {
                 outcome = self.transactions.next_outcome() => self.on_outcome(outcome),
                 account = self.registrations.next_due() => self.registration(|r, ctx| r.due(&account, ctx)),
             }
+        }
+    }
+
+    /// The device stops: carry out the engine's last commands, then end every call on the wire
+    /// (BYE when up, CANCEL while calling, 480 while ringing).
+    fn stop(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        while let Ok(c) = commands.try_recv() {
+            self.on_command(c);
+        }
+        let ids: Vec<String> = self.dialogs.values().map(|d| d.engine_id.clone()).collect();
+        for id in ids {
+            self.end(&id, Reason::Failed);
         }
     }
 

@@ -208,7 +208,11 @@ impl Agent {
     pub(super) fn decline(&mut self, call_id: &str, reason: Reason) {
         let Some(d) = self.dialogs.remove(call_id) else { return };
         let Some(key) = d.invite_key else { return };
-        let (code, text) = if reason == Reason::Denied { (603, "Decline") } else { (486, "Busy Here") };
+        let (code, text) = match reason {
+            Reason::Denied => (603, "Decline"),
+            Reason::Failed => (480, "Temporarily Unavailable"), // the device is going away
+            _ => (486, "Busy Here"),
+        };
         let r = d.invite.response(code, text, d.local.tag());
         self.transactions.respond(&key, r);
     }
