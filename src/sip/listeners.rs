@@ -73,10 +73,12 @@ async fn listen(
     streams: &Streams,
     stop: CancellationToken,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let udp = Arc::new(UdpSocket::bind(at).await?);
+    let sender = std::net::UdpSocket::bind(at)?;
+    sender.set_nonblocking(true)?;
+    let udp = Arc::new(UdpSocket::from_std(sender.try_clone()?)?);
     let tcp = TcpListener::bind(at).await?;
     let tls_listener = TcpListener::bind(tls_at).await?;
-    streams.transports.set_udp(Some(udp.clone()));
+    streams.transports.set_udp(Some(Arc::new(sender)));
     let (transports, inbound, tracker) = (streams.transports.clone(), streams.inbound.clone(), &streams.tracker);
     Ok(vec![
         tracker.spawn(transport::run_udp(udp, transports, inbound, stop.clone())),

@@ -103,8 +103,11 @@ pub trait Wire {
 /// The device's sockets: the current UDP socket and the open connections by peer.
 #[derive(Debug, Default)]
 pub struct Transports {
-    /// The UDP socket of the running listeners (none while SIP is off).
-    udp: Mutex<Option<Arc<UdpSocket>>>,
+    /// The sending side of the running listeners' UDP socket (none while SIP is off). A
+    /// non-blocking std socket on the same port as the receiving tokio one: a tokio socket's
+    /// `try_send_to` refuses to send until the reactor has reported it writable, which drops
+    /// the first messages after a (re)bind.
+    udp: Mutex<Option<Arc<std::net::UdpSocket>>>,
     /// Writers of open connections; at most [`MAX_CONNECTIONS`] (one permit each).
     streams: Mutex<HashMap<(Kind, SocketAddr), Writer>>,
 }
@@ -118,7 +121,7 @@ impl Wire for Transports {
         match path.kind {
             Kind::Udp => {
                 let socket = lock(&self.udp).clone().ok_or(SendError::NotListening)?;
-                socket.try_send_to(&bytes, path.peer).map(drop).map_err(|e| {
+                socket.send_to(&bytes, path.peer).map(drop).map_err(|e| {
                     tracing::debug!(error = %e, peer = %path.peer, "SIP datagram not sent");
                     SendError::Refused
                 })
@@ -136,19 +139,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Transports {
-    /// Puts the listeners' UDP socket in place (or removes it).
-    pub fn set_udp(&self, socket: Option<Arc<UdpSocket>>) {
+    /// Puts the sending side of the listeners' UDP socket in place (or removes it).
+    pub fn set_udp(&self, socket: Option<Arc<std::net::UdpSocket>>) {
         *lock(&self.udp) = socket;
     }
 
     /// Whether a connection to `peer` over `kind` is open.
     pub fn connected(&self, kind: Kind, peer: SocketAddr) -> bool {
         lock(&self.streams).get(&(kind, peer)).is_some_and(|w| !w.is_closed())
-    }
-
-    /// The local address of the UDP socket, while listening.
-    pub fn udp_port(&self) -> Option<u16> {
-        lock(&self.udp).as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port())
     }
 }
 
