@@ -194,3 +194,42 @@ async fn ctrl_c_hangs_up_the_calls_in_progress_and_still_writes_the_report() {
     assert!(calls.iter().all(|c| c["ok"] == true && c["note"].as_str().is_some_and(|n| n.contains("stopped"))));
     let _ = std::fs::remove_file(report);
 }
+
+#[tokio::test]
+async fn vms_calls_are_answered_when_the_vms_streams_audio_to_the_door() {
+    let (http, rtsp) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
+        .args(["load", "--log", "warn", "--http-port", &http.to_string(), "--rtsp-port", &rtsp.to_string()])
+        .args(["--vms", "--doors", "1", "--base", "127.34.0.1", "--calls", "1", "--hold", "300ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run doorsim load");
+    // The VMS under test: sees the VMS call ring, then streams audio into the door.
+    let mut ringing = false;
+    for _ in 0..100 {
+        if call_states("127.34.0.1", http).await.iter().any(|s| s == "Calling") {
+            ringing = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ringing, "the door raised a VMS call");
+    let chunks = futures_util::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0xFFu8; 160])), ()))
+    });
+    let upload = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://127.34.0.1:{http}/axis-cgi/audio/transmit.cgi"))
+            .basic_auth("root", Some("pass"))
+            .header("Content-Type", "audio/basic")
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send(),
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("join").expect("load ends");
+    upload.abort();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{summary}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(summary.contains("answered        1"), "{summary}");
+}

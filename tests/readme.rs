@@ -28,3 +28,42 @@ async fn readme_curl_lines_work_as_pasted() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_readme_fleet_file_starts_a_site() {
+    use std::io::{BufRead, BufReader};
+    let readme = include_str!("../README.md");
+    let sites = readme.split("## Sites and load tests").nth(1).expect("the Sites section");
+    let toml = sites.split("```toml\n").nth(1).and_then(|b| b.split("```").next()).expect("a fleet file");
+    let file = std::env::temp_dir().join(format!("doorsim-readme-site-{}.toml", std::process::id()));
+    std::fs::write(&file, toml).expect("write");
+    let (http, rtsp, manage) = (common::free_port(), common::free_port(), common::free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
+        .args(["fleet", "--fleet-file", file.to_str().expect("path"), "--base", "127.71.0.1", "--log", "error"])
+        .args(["--http-port", &http.to_string(), "--rtsp-port", &rtsp.to_string()])
+        .args(["--manage", &format!("127.0.0.1:{manage}")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("doorsim fleet");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let started = lines.by_ref().map_while(Result::ok).any(|l| l.contains("Management"));
+    std::thread::spawn(move || lines.for_each(drop));
+    let fleet: serde_json::Value = match started {
+        true => reqwest::get(format!("http://127.0.0.1:{manage}/emulator/v1/fleet"))
+            .await
+            .expect("fleet")
+            .json()
+            .await
+            .expect("json"),
+        false => serde_json::Value::Null,
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(file);
+    let devices = fleet["Devices"].as_array().expect("the README's fleet file started");
+    assert_eq!(devices.len(), 201);
+    assert_eq!(
+        (devices[200]["Address"].as_str(), devices[200]["Profile"].as_str()),
+        (Some("127.1.9.1"), Some("I8116-E"))
+    );
+}
