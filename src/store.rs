@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use indexmap::IndexMap;
 use serde::Serialize;
 
+use crate::model::sip_account::PEER_TO_PEER_ID;
 use crate::model::audio_codec::supported_codecs;
 use crate::model::{
     AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, IdKind, ModelError, ModelResult, SipAccount,
@@ -108,10 +109,16 @@ fn upsert<T: Stored>(map: &mut IndexMap<String, T>, items: Vec<T>) -> ModelResul
 
 impl DeviceState {
     /// Adds or replaces SIP accounts. An account set with IsDefault takes the default from the
-    /// others (the last one in the request wins, as the spec says).
+    /// others (the last one in the request wins, as the spec says). While the factory
+    /// peer-to-peer account is the default, the first account a user creates takes it
+    /// (DESIGN.md decision 2; the spec's example shows a new `sip_account_0` as the default).
     pub fn set_sip_accounts(&mut self, accounts: Vec<SipAccount>) -> ModelResult<Vec<String>> {
         let new_default = accounts.iter().rev().position(|a| a.is_default).map(|i| accounts.len() - 1 - i);
+        let factory_default = self.default_account().is_some_and(|a| a.id == PEER_TO_PEER_ID);
+        let existing: Vec<String> = self.sip_accounts.keys().cloned().collect();
         let ids = upsert(&mut self.sip_accounts, accounts)?;
+        let first_created = ids.iter().position(|id| !existing.contains(id));
+        let new_default = new_default.or(first_created.filter(|_| factory_default));
         if let Some(i) = new_default {
             for (id, account) in &mut self.sip_accounts {
                 account.is_default = *id == ids[i];
@@ -123,11 +130,12 @@ impl DeviceState {
 
     /// Removes SIP accounts; unknown ids are ignored. Removing the last account re-creates the
     /// peer-to-peer account.
-    pub fn remove_sip_accounts(&mut self, ids: &[String]) {
+    pub fn remove_sip_accounts(&mut self, ids: &[String]) -> ModelResult<()> {
         for id in ids {
             self.sip_accounts.shift_remove(id);
         }
         self.repair_accounts();
+        Ok(())
     }
 
     /// Keeps exactly one default account and never zero accounts.
@@ -158,24 +166,63 @@ impl DeviceState {
         upsert(&mut self.dtmf_events, items)
     }
 
-    /// Adds or replaces DTMF triggers.
+    /// Adds or replaces DTMF triggers. A sequence another trigger already has is refused,
+    /// naming that trigger (or the request, when two of its items share one).
     pub fn set_dtmf_triggers(&mut self, items: Vec<DtmfTrigger>) -> ModelResult<Vec<String>> {
+        for (i, t) in items.iter().enumerate() {
+            let replaced = |id: &str| items.iter().any(|x| !x.id.is_empty() && x.id == id);
+            if let Some(other) = self.dtmf_triggers.values().find(|o| o.dtmf_sequence == t.dtmf_sequence && o.id != t.id && !replaced(&o.id)) {
+                return Err(ModelError::Invalid(format!(
+                    "DTMF sequence '{}' already triggers through '{}': a sequence triggers one event",
+                    t.dtmf_sequence, other.id
+                )));
+            }
+            if items[..i].iter().any(|o| o.dtmf_sequence == t.dtmf_sequence) {
+                return Err(ModelError::Invalid(format!(
+                    "DTMF sequence '{}' appears twice in the request: a sequence triggers one event",
+                    t.dtmf_sequence
+                )));
+            }
+        }
         upsert(&mut self.dtmf_triggers, items)
     }
 
-    /// Removes DTMF configurations; unknown ids are ignored.
-    pub fn remove_dtmf_configurations(&mut self, ids: &[String]) {
+    /// Removes DTMF configurations; unknown ids are ignored. One that an account uses is
+    /// refused (`ter:Action ter:Failure`).
+    pub fn remove_dtmf_configurations(&mut self, ids: &[String]) -> ModelResult<()> {
+        if let Some(a) = self.sip_accounts.values().find(|a| ids.contains(&a.dtmf_configuration_id)) {
+            return Err(ModelError::InUse(format!(
+                "DTMF configuration '{}' is used by SIP account '{}'",
+                a.dtmf_configuration_id, a.id
+            )));
+        }
         ids.iter().for_each(|id| drop(self.dtmf_configurations.shift_remove(id)));
+        Ok(())
     }
 
-    /// Removes DTMF events; unknown ids are ignored.
-    pub fn remove_dtmf_events(&mut self, ids: &[String]) {
+    /// Removes DTMF events; unknown ids are ignored. One that a trigger fires (and that
+    /// trigger stays) is refused (`ter:Action ter:Failure`).
+    pub fn remove_dtmf_events(&mut self, ids: &[String]) -> ModelResult<()> {
+        if let Some(t) = self.dtmf_triggers.values().find(|t| ids.contains(&t.dtmf_event_id)) {
+            return Err(ModelError::InUse(format!(
+                "DTMF event '{}' is fired by DTMF trigger '{}'",
+                t.dtmf_event_id, t.id
+            )));
+        }
         ids.iter().for_each(|id| drop(self.dtmf_events.shift_remove(id)));
+        Ok(())
     }
 
-    /// Removes DTMF triggers; unknown ids are ignored.
-    pub fn remove_dtmf_triggers(&mut self, ids: &[String]) {
+    /// Removes DTMF triggers; unknown ids are ignored. One that a configuration lists is
+    /// refused (`ter:Action ter:Failure`).
+    pub fn remove_dtmf_triggers(&mut self, ids: &[String]) -> ModelResult<()> {
+        for c in self.dtmf_configurations.values() {
+            if let Some(t) = c.dtmf_trigger_id.iter().find(|t| ids.contains(t)) {
+                return Err(ModelError::InUse(format!("DTMF trigger '{t}' is listed by DTMF configuration '{}'", c.id)));
+            }
+        }
         ids.iter().for_each(|id| drop(self.dtmf_triggers.shift_remove(id)));
+        Ok(())
     }
 
     /// The default account (there is always exactly one).
@@ -346,12 +393,7 @@ mod tests {
     #[test]
     fn removing_every_account_recreates_peer_to_peer() {
         let store = Store::new();
-        store
-            .update(|s| {
-                s.remove_sip_accounts(&["peer-to-peer".into()]);
-                Ok(())
-            })
-            .expect("valid");
+        store.update(|s| s.remove_sip_accounts(&["peer-to-peer".into()])).expect("valid");
         assert_eq!(store.snapshot(), DeviceState::default());
     }
 
@@ -376,22 +418,17 @@ mod tests {
         };
         store.update(|s| s.set_dtmf_events(vec![ev("a"), ev("b")])).expect("events");
         store.update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "a"), tr("t2", "5678", "b")])).expect("triggers");
-        // The spec's example: the same sequence may not point at another event through a new trigger...
-        assert!(store.update(|s| s.set_dtmf_triggers(vec![tr("", "1234", "b")])).is_err());
+        // The spec's example: the same sequence may not point at another event through a new
+        // trigger; the fault names the trigger that holds it, not the id the new one would get.
+        let refused = store.update(|s| s.set_dtmf_triggers(vec![tr("", "1234", "b")]));
+        assert!(matches!(&refused, Err(ModelError::Invalid(m)) if m.contains("'t1'") && !m.contains("dtmf_trigger_")));
         // ...but updating the trigger that holds it is fine.
         store.update(|s| s.set_dtmf_triggers(vec![tr("t1", "1234", "b")])).expect("update");
-        // An event named by a trigger cannot be removed.
-        assert!(store
-            .update(|s| {
-                s.remove_dtmf_events(&["b".into()]);
-                Ok(())
-            })
-            .is_err());
-        store
-            .update(|s| {
-                s.remove_dtmf_events(&["a".into(), "unknown".into()]);
-                Ok(())
-            })
-            .expect("unused event");
+        // An event named by a trigger cannot be removed: the Remove* tables' fault, nothing changed.
+        let before = store.snapshot();
+        let in_use = store.update(|s| s.remove_dtmf_events(&["b".into()]));
+        assert!(matches!(&in_use, Err(ModelError::InUse(m)) if m.contains("'t1'")), "{in_use:?}");
+        assert_eq!(store.snapshot(), before);
+        store.update(|s| s.remove_dtmf_events(&["a".into(), "unknown".into()])).expect("unused event");
     }
 }

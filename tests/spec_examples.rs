@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_fault, Doorsim};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn key_value_requests_get_sip_configuration_json() {
@@ -230,8 +230,20 @@ async fn common_examples_add_a_registered_sip_account() {
     let s = d.ok("GetSIPAccountStatus", json!({"SIPAccountId": "sip_account_0"})).await["SIPAccountStatus"].clone();
     assert_eq!(s["SIPAccountId"], "sip_account_0");
     assert_eq!(s["SIPURI"], "sip:6001@example.axis.com");
+    // The spec's example: the new account is the default (the factory account yields it).
+    assert_eq!(s["IsDefault"], true);
+    let p2p = d.ok("GetSIPAccountStatus", json!({"SIPAccountId": "peer-to-peer"})).await["SIPAccountStatus"].clone();
+    assert_eq!(p2p["IsDefault"], false);
     // Status 200 "OK" needs a real registration (SIP user agent); SIP is disabled here.
     assert_eq!(s["StatusText"], "SIP disabled");
+    // A second account does not take the default; an explicit IsDefault does.
+    d.ok("SetSIPAccount", json!({"SIPAccount": {"UserId": "6002"}})).await;
+    let default = |v: Value| {
+        v["SIPAccount"].as_array().and_then(|a| a.iter().find(|x| x["IsDefault"] == true).map(|x| x["Id"].clone()))
+    };
+    assert_eq!(default(d.ok("GetSIPAccounts", json!({})).await), Some(json!("sip_account_0")));
+    d.ok("SetSIPAccount", json!({"SIPAccount": {"Id": "sip_account_1", "UserId": "6002", "IsDefault": true}})).await;
+    assert_eq!(default(d.ok("GetSIPAccounts", json!({})).await), Some(json!("sip_account_1")));
 }
 
 #[tokio::test]

@@ -17,6 +17,10 @@ pub enum ModelError {
     /// An id given to a singular Get* resolves to nothing (`env:Sender ter:InvalidArgVal ter:NotFound`).
     #[error("not found: {0}")]
     NotFound(String),
+    /// A Remove* of an object that another still refers to (`env:Receiver ter:Action
+    /// ter:Failure`, the fault the spec's Remove* tables list).
+    #[error("in use: {0}")]
+    InUse(String),
 }
 
 impl ModelError {

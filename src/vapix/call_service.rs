@@ -49,7 +49,7 @@ struct Kind<T: 'static> {
     /// Adds or replaces objects, returning their ids.
     set: fn(&mut DeviceState, Vec<T>) -> ModelResult<Vec<String>>,
     /// Removes objects by id; unknown ids are ignored.
-    remove: fn(&mut DeviceState, &[String]),
+    remove: fn(&mut DeviceState, &[String]) -> ModelResult<()>,
 }
 
 const SIP_ACCOUNTS: Kind<SipAccount> = Kind {
@@ -154,20 +154,14 @@ impl<T: Clone + Serialize> Kind<T> {
 
     fn remove(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
         let id = f.req_text(self.id_field)?;
-        store.update(|s| {
-            (self.remove)(s, &[id]);
-            Ok(())
-        })?;
+        store.update(|s| (self.remove)(s, &[id]))?;
         Ok(json!({}))
     }
 
     fn remove_many(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
         f.req_list(self.id_field)?;
         let ids = id_list(f, self.id_field)?;
-        store.update(|s| {
-            (self.remove)(s, &ids);
-            Ok(())
-        })?;
+        store.update(|s| (self.remove)(s, &ids))?;
         Ok(json!({}))
     }
 }
