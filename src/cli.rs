@@ -17,13 +17,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub mode: Option<Mode>,
 
-    /// HTTP API listen address.
-    #[arg(long, env = "DOORSIM_HTTP", default_value = "0.0.0.0:8080")]
+    /// HTTP API listen address (`HOST:PORT`; host names resolve).
+    #[arg(long, env = "DOORSIM_HTTP", default_value = "0.0.0.0:8080", value_parser = parse_address)]
     pub http: SocketAddr,
 
-    /// RTSP event-stream listen address.
-    #[arg(long, env = "DOORSIM_RTSP", default_value = "0.0.0.0:8554")]
-    pub rtsp: SocketAddr,
+    /// RTSP event-stream listen address (default: port 8554 of the HTTP address's IP).
+    #[arg(long, env = "DOORSIM_RTSP", value_parser = parse_address)]
+    pub rtsp: Option<SocketAddr>,
 
     /// An account for HTTP auth as NAME:PASS; repeatable.
     #[arg(global = true, long = "user", env = "DOORSIM_USER", value_delimiter = ',', default_value = "root:pass", value_parser = parse_user)]
@@ -50,7 +50,7 @@ pub struct Cli {
     pub time_scale: f64,
 
     /// Whom the call button (input port 0) calls: `VMS_CALL` or a SIP URI.
-    #[arg(global = true, long, env = "DOORSIM_CALL_BUTTON_RECIPIENT", default_value = "VMS_CALL")]
+    #[arg(global = true, long, env = "DOORSIM_CALL_BUTTON_RECIPIENT", default_value = "VMS_CALL", value_parser = parse_recipient)]
     pub call_button_recipient: String,
 
     /// Device model: a built-in profile (A8207-VE, A8105-E, I8116-E) or a JSON file path.
@@ -177,6 +177,29 @@ pub enum FlagError {
     /// `--user`.
     #[error("{0:?} is not NAME:PASS")]
     User(String),
+    /// `--http`, `--rtsp`: not `HOST:PORT`, or the host does not resolve.
+    #[error("{0:?} is not HOST:PORT with a host that resolves ({1})")]
+    Address(String, String),
+    /// `--call-button-recipient`.
+    #[error("{0:?} is neither VMS_CALL nor a SIP URI ({1})")]
+    Recipient(String, String),
+}
+
+/// `HOST:PORT`, resolving a host name (`localhost:8080`) to its first address.
+fn parse_address(s: &str) -> Result<SocketAddr, FlagError> {
+    use std::net::ToSocketAddrs;
+    let mut addresses = s.to_socket_addrs().map_err(|e| FlagError::Address(s.to_owned(), e.to_string()))?;
+    addresses.next().ok_or_else(|| FlagError::Address(s.to_owned(), "no address".to_owned()))
+}
+
+/// `VMS_CALL` or a SIP URI the device could call.
+fn parse_recipient(s: &str) -> Result<String, FlagError> {
+    if s == crate::calls::VMS_CALL {
+        return Ok(s.to_owned());
+    }
+    crate::model::address::validate_sip_uri(s, "--call-button-recipient")
+        .map(|()| s.to_owned())
+        .map_err(|e| FlagError::Recipient(s.to_owned(), e.to_string()))
 }
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, FlagError> {
@@ -217,6 +240,10 @@ mod tests {
         assert!(Cli::try_parse_from(["doorsim", "--time-scale", "0"]).is_err());
         assert!(Cli::try_parse_from(["doorsim", "--time-scale", "NaN"]).is_err());
         assert!(c.mode.is_none());
+        let c = Cli::try_parse_from(["doorsim", "--http", "localhost:8081"]).expect("a host name");
+        assert!(c.http.ip().is_loopback() && c.http.port() == 8081);
+        assert!(Cli::try_parse_from(["doorsim", "--call-button-recipient", "sip:guard@127.0.0.1"]).is_ok());
+        assert!(Cli::try_parse_from(["doorsim", "--call-button-recipient", "guard"]).is_err());
     }
 
     #[test]

@@ -55,9 +55,9 @@ pub struct DeviceConfig {
 /// Why a device did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A listener could not be bound.
-    #[error("cannot listen on {0}: {1}")]
-    Bind(SocketAddr, std::io::Error),
+    /// A listener could not be bound: the address, the flag that sets it, why.
+    #[error("cannot listen on {0} ({1}): {2}")]
+    Bind(SocketAddr, &'static str, std::io::Error),
     /// TLS material could not be loaded or made.
     #[error("TLS: {0}")]
     Tls(#[from] crate::sip::tls::TlsError),
@@ -117,15 +117,25 @@ const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 impl Device {
     /// Binds the device's listeners and starts serving until `shutdown` is cancelled.
     pub async fn start(config: DeviceConfig, shutdown: CancellationToken) -> Result<Device, StartError> {
-        let bind = |at: SocketAddr| async move {
-            let listener = TcpListener::bind(at).await.map_err(|e| StartError::Bind(at, e))?;
-            let local = listener.local_addr().map_err(|e| StartError::Bind(at, e))?;
+        let bind = |at: SocketAddr, flag: &'static str| async move {
+            let listener = TcpListener::bind(at).await.map_err(|e| StartError::Bind(at, flag, e))?;
+            let local = listener.local_addr().map_err(|e| StartError::Bind(at, flag, e))?;
             Ok::<_, StartError>((listener, local))
         };
-        let (listener, http_addr) = bind(config.http).await?;
-        let (rtsp_listener, rtsp_addr) = bind(config.rtsp).await?;
-        let device_host =
-            if http_addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { http_addr.ip().to_string() };
+        let (listener, http_addr) = bind(config.http, "--http").await?;
+        let (rtsp_listener, rtsp_addr) = bind(config.rtsp, "--rtsp").await?;
+        // The address SIP URIs and events show: --sip-addr's, else the HTTP address's.
+        let sip_host = config.sip_addr.filter(|a| !a.is_unspecified()).map(|a| match a {
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        });
+        let device_host = sip_host.clone().unwrap_or_else(|| {
+            if http_addr.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                http_addr.ip().to_string()
+            }
+        });
 
         let tracker = TaskTracker::new();
         let store = Arc::new(Store::new());
@@ -188,6 +198,7 @@ impl Device {
             io,
             store: store.clone(),
             user_names,
+            sip_host,
         });
         tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
         Ok(Device { http_addr, rtsp_addr, store, bus, serial, engine, control, tracker })

@@ -144,7 +144,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
     let shutdown = CancellationToken::new();
     let config = DeviceConfig {
         http: cli.http,
-        rtsp: cli.rtsp,
+        rtsp: cli.rtsp.unwrap_or_else(|| std::net::SocketAddr::new(cli.http.ip(), 8554)),
         users: cli.users.clone(),
         time_scale: cli.time_scale,
         button_recipient: cli.call_button_recipient.clone(),

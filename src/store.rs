@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use indexmap::IndexMap;
 use serde::Serialize;
 
-use crate::model::sip_account::PEER_TO_PEER_ID;
 use crate::model::audio_codec::supported_codecs;
+use crate::model::sip_account::PEER_TO_PEER_ID;
 use crate::model::{
     AudioCodec, DtmfConfiguration, DtmfEvent, DtmfTrigger, IdKind, ModelError, ModelResult, SipAccount,
     SipConfiguration, VmsCallConfiguration,
@@ -171,7 +171,11 @@ impl DeviceState {
     pub fn set_dtmf_triggers(&mut self, items: Vec<DtmfTrigger>) -> ModelResult<Vec<String>> {
         for (i, t) in items.iter().enumerate() {
             let replaced = |id: &str| items.iter().any(|x| !x.id.is_empty() && x.id == id);
-            if let Some(other) = self.dtmf_triggers.values().find(|o| o.dtmf_sequence == t.dtmf_sequence && o.id != t.id && !replaced(&o.id)) {
+            if let Some(other) = self
+                .dtmf_triggers
+                .values()
+                .find(|o| o.dtmf_sequence == t.dtmf_sequence && o.id != t.id && !replaced(&o.id))
+            {
                 return Err(ModelError::Invalid(format!(
                     "DTMF sequence '{}' already triggers through '{}': a sequence triggers one event",
                     t.dtmf_sequence, other.id
@@ -218,7 +222,10 @@ impl DeviceState {
     pub fn remove_dtmf_triggers(&mut self, ids: &[String]) -> ModelResult<()> {
         for c in self.dtmf_configurations.values() {
             if let Some(t) = c.dtmf_trigger_id.iter().find(|t| ids.contains(t)) {
-                return Err(ModelError::InUse(format!("DTMF trigger '{t}' is listed by DTMF configuration '{}'", c.id)));
+                return Err(ModelError::InUse(format!(
+                    "DTMF trigger '{t}' is listed by DTMF configuration '{}'",
+                    c.id
+                )));
             }
         }
         ids.iter().for_each(|id| drop(self.dtmf_triggers.shift_remove(id)));
@@ -274,6 +281,8 @@ pub struct Store {
     registrations: Mutex<std::collections::HashMap<String, crate::model::sip_account::Registration>>,
     /// Bumped on every registration status change.
     registration_revision: tokio::sync::watch::Sender<u64>,
+    /// Why the SIP listeners are not running although SIP is enabled (a port in use).
+    sip_listener_problem: Mutex<Option<String>>,
     /// A revision number bumped on every committed change, for components that follow the
     /// configuration (the SIP listeners).
     revision: tokio::sync::watch::Sender<u64>,
@@ -285,6 +294,7 @@ impl Default for Store {
             state: Mutex::default(),
             registrations: Mutex::default(),
             registration_revision: tokio::sync::watch::Sender::new(0),
+            sip_listener_problem: Mutex::default(),
             revision: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -340,6 +350,16 @@ impl Store {
         };
         drop(map);
         self.registration_revision.send_modify(|r| *r += 1);
+    }
+
+    /// Records why the SIP listeners cannot run (`None`: they run, or SIP is off).
+    pub fn set_sip_listener_problem(&self, problem: Option<String>) {
+        *self.sip_listener_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+
+    /// Why the SIP listeners cannot run, if they cannot.
+    pub fn sip_listener_problem(&self) -> Option<String> {
+        self.sip_listener_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Follows registration status changes.

@@ -50,6 +50,9 @@ pub struct App {
     pub store: Arc<Store>,
     /// The HTTP user names (for `pwdgrp.cgi`).
     pub user_names: Vec<String>,
+    /// The address peer-to-peer SIP URIs show when `--sip-addr` sets one (else the address a
+    /// request arrived on).
+    pub sip_host: Option<String>,
 }
 
 /// The paths the device serves.
@@ -211,7 +214,7 @@ impl App {
             }
             _ => return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed"),
         };
-        let ctx = RequestContext { device_host: host_of(local) };
+        let ctx = RequestContext { device_host: self.sip_host.clone().unwrap_or_else(|| host_of(local)) };
         let result = request.and_then(|r| {
             tracing::debug!(action = %r.action, "call service request");
             self.call_service.handle(&r.action, &r.params, format == Format::Simple, &ctx)

@@ -349,15 +349,18 @@ pub struct Registration {
 }
 
 impl SipAccountStatus {
-    /// The status of `account` given the configuration and what registration reported.
+    /// The status of `account` given the configuration, what registration reported, and why
+    /// the SIP listeners cannot run (a SIP port in use), if they cannot.
     pub fn of(
         account: &SipAccount,
         config: &SipConfiguration,
         device_host: &str,
         registration: Option<&Registration>,
+        listener_problem: Option<&str>,
     ) -> Self {
         let (reg_uri, status, status_text) = match registration {
             _ if !config.sip_enabled => (String::new(), 0, "SIP disabled".to_owned()),
+            _ if listener_problem.is_some() => (String::new(), 0, listener_problem.unwrap_or_default().to_owned()),
             Some(r) if account.registers() => (r.reg_uri.clone(), r.status, r.status_text.clone()),
             _ => (String::new(), 0, "Does not register".to_owned()),
         };

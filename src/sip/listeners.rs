@@ -32,6 +32,9 @@ pub(super) async fn follow_configuration(
         });
         let wanted = enabled.then_some(ports);
         if running.as_ref().map(|r| r.ports) != wanted {
+            if wanted.is_none() {
+                store.set_sip_listener_problem(None);
+            }
             if let Some(old) = running.take() {
                 old.stop.cancel();
                 streams.transports.set_udp(None);
@@ -46,9 +49,14 @@ pub(super) async fn follow_configuration(
                 match listen(at, tls.clone(), &streams, stop.clone()).await {
                     Ok(tasks) => {
                         tracing::info!(%address, port, tls_port, "SIP listening on UDP, TCP and TLS");
+                        store.set_sip_listener_problem(None);
                         running = Some(Running { ports: (port, tls_port), stop, tasks });
                     }
-                    Err(e) => tracing::error!(%address, port, tls_port, error = %e, "cannot listen for SIP"),
+                    Err(e) => {
+                        tracing::error!(%address, port, tls_port, error = %e, "cannot listen for SIP");
+                        let why = format!("cannot listen on SIPPort {port} / SIPTLSPort {tls_port} of {address}: {e}");
+                        store.set_sip_listener_problem(Some(why));
+                    }
                 }
             }
         }

@@ -281,9 +281,16 @@ impl CallService {
 
     fn sip_account_status(&self, f: &Fields<'_>, ctx: &RequestContext) -> Result<Value, Fault> {
         let id = one_id(f, "SIPAccountId")?;
+        let problem = self.store.sip_listener_problem();
         let status = self.store.read(|s| {
             s.sip_accounts.get(&id).map(|a| {
-                SipAccountStatus::of(a, &s.sip_configuration, &ctx.device_host, self.store.registration(&a.id).as_ref())
+                SipAccountStatus::of(
+                    a,
+                    &s.sip_configuration,
+                    &ctx.device_host,
+                    self.store.registration(&a.id).as_ref(),
+                    problem.as_deref(),
+                )
             })
         });
         let status = status.ok_or_else(|| Fault::not_found(format!("no SIPAccount {id:?}")))?;
@@ -292,6 +299,7 @@ impl CallService {
 
     fn sip_account_statuses(&self, f: &Fields<'_>, ctx: &RequestContext) -> Result<Value, Fault> {
         let ids = id_list(f, "SIPAccountId")?;
+        let problem = self.store.sip_listener_problem();
         let statuses: Vec<SipAccountStatus> = self.store.read(|s| {
             s.sip_accounts
                 .values()
@@ -302,6 +310,7 @@ impl CallService {
                         &s.sip_configuration,
                         &ctx.device_host,
                         self.store.registration(&a.id).as_ref(),
+                        problem.as_deref(),
                     )
                 })
                 .collect()
