@@ -338,6 +338,7 @@ impl Store {
     /// Restores the factory defaults.
     pub fn reset(&self) {
         *self.lock() = DeviceState::default();
+        self.set_sip_listener_problem(None); // the factory state has SIP off
         self.revision.send_modify(|r| *r += 1);
     }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 #[tokio::test]
 async fn key_value_requests_get_sip_configuration_json() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let a = d.call("GetSIPConfiguration", json!({})).await;
     assert_eq!(a.status, 200);
     assert!(a.content_type.starts_with("application/json"));
@@ -36,7 +36,7 @@ async fn key_value_requests_get_sip_configuration_json() {
 
 #[tokio::test]
 async fn key_value_requests_get_sip_configuration_simple() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let a = d.simple("GetSIPConfiguration", "").await;
     assert_eq!(a.status, 200, "{}", a.body);
     for (k, v) in [
@@ -60,7 +60,7 @@ async fn key_value_requests_get_sip_configuration_simple() {
 /// The spec's list example: five accounts, read back in both formats.
 #[tokio::test]
 async fn key_value_requests_list_of_sip_accounts() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     for id in ["internal_config", "remote_config"] {
         d.ok("SetDTMFConfiguration", json!({"DTMFConfiguration": {"Id": id, "Name": id, "DTMFTriggerId": []}})).await;
     }
@@ -121,7 +121,7 @@ async fn key_value_requests_list_of_sip_accounts() {
 
 #[tokio::test]
 async fn fault_example_has_the_spec_fields_in_both_formats() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let a = d.call("PerformSpeakerTest", json!({})).await;
     assert_fault(&a, "ter:ActionNotSupported", Some("ter:NotSupported"));
     let keys: Vec<String> = a.json().as_object().expect("object").keys().cloned().collect();
@@ -135,7 +135,7 @@ async fn fault_example_has_the_spec_fields_in_both_formats() {
 
 #[tokio::test]
 async fn common_examples_enable_sip() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let mut config = d.ok("GetSIPConfiguration", json!({})).await["SIPConfiguration"].clone();
     config["SIPEnabled"] = json!(true);
     assert_eq!(d.ok("SetSIPConfiguration", json!({"SIPConfiguration": config})).await, json!({}));
@@ -150,7 +150,7 @@ async fn common_examples_enable_sip() {
 
 #[tokio::test]
 async fn set_sip_configuration_keep_current() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true, "CallingTimeout": 120}})).await;
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"AllowIncomingCalls": true}})).await;
     let c = d.ok("GetSIPConfiguration", json!({})).await["SIPConfiguration"].clone();
@@ -176,7 +176,7 @@ async fn set_sip_configuration_keep_current() {
 
 /// A fresh device with SIP enabled.
 async fn sip_enabled_device() -> Doorsim {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true}})).await;
     d
 }
@@ -191,7 +191,7 @@ async fn common_examples_add_a_peer_to_peer_account() {
     let s = d.ok("GetSIPAccountStatus", json!({"SIPAccountId": "sip_account_0"})).await;
     assert_eq!(
         s,
-        json!({"SIPAccountStatus": {"SIPAccountId": "sip_account_0", "SIPURI": "sip:127.0.0.1:5060",
+        json!({"SIPAccountStatus": {"SIPAccountId": "sip_account_0", "SIPURI": format!("sip:{}:5060", d.ip()),
             "IsDefault": true, "RegURI": "", "Status": 0, "StatusText": "Does not register"}})
     );
 
@@ -202,7 +202,7 @@ async fn common_examples_add_a_peer_to_peer_account() {
     assert_eq!(r.body, "SIPAccountId=\"sip_account_0\"\n");
     let s = d.simple("GetSIPAccountStatus", "SIPAccountId=sip_account_0").await;
     assert_eq!(s.line("SIPAccountStatus_SIPAccountId").as_deref(), Some("\"sip_account_0\""));
-    assert_eq!(s.line("SIPAccountStatus_SIPURI").as_deref(), Some("\"sip:127.0.0.1:5060\""));
+    assert_eq!(s.line("SIPAccountStatus_SIPURI"), Some(format!("\"sip:{}:5060\"", d.ip())));
     assert_eq!(s.line("SIPAccountStatus_RegURI").as_deref(), Some("null"));
     assert_eq!(s.line("SIPAccountStatus_Status").as_deref(), Some("0"));
     assert_eq!(s.line("SIPAccountStatus_StatusText").as_deref(), Some("\"Does+not+register\""));
@@ -210,7 +210,7 @@ async fn common_examples_add_a_peer_to_peer_account() {
 
 #[tokio::test]
 async fn sip_account_status_sip_disabled() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let s = d.ok("GetSIPAccountStatuses", json!({})).await;
     assert_eq!(s["SIPAccountStatus"][0]["StatusText"], "SIP disabled");
     assert_eq!(s["SIPAccountStatus"][0]["SIPAccountId"], "peer-to-peer");
@@ -218,7 +218,7 @@ async fn sip_account_status_sip_disabled() {
 
 #[tokio::test]
 async fn common_examples_add_a_registered_sip_account() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let r = d
         .ok(
             "SetSIPAccount",
@@ -248,7 +248,7 @@ async fn common_examples_add_a_registered_sip_account() {
 
 #[tokio::test]
 async fn common_examples_registered_account_with_stream_parameters() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let r = d
         .ok(
             "SetSIPAccount",
@@ -264,7 +264,7 @@ async fn common_examples_registered_account_with_stream_parameters() {
 
 #[tokio::test]
 async fn common_examples_registered_account_with_sip_proxies() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let r = d
         .ok(
             "SetSIPAccount",
@@ -283,7 +283,7 @@ async fn common_examples_registered_account_with_sip_proxies() {
 
 #[tokio::test]
 async fn common_examples_set_up_a_dtmf_event() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let ev = d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Name": "OpenDoorEvent", "Enabled": true}})).await;
     assert_eq!(ev, json!({"DTMFEventId": "dtmf_event_0"}));
     let tr =
@@ -319,7 +319,7 @@ async fn common_examples_set_up_a_dtmf_event() {
 
 #[tokio::test]
 async fn common_examples_limited_and_full_access_configurations() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let evs = d.ok("SetDTMFEvents", json!({"DTMFEvent": [{"Name": "Event A"}, {"Name": "Event B"}]})).await;
     assert_eq!(evs, json!({"DTMFEventId": ["dtmf_event_0", "dtmf_event_1"]}));
     let trs = d
@@ -351,7 +351,7 @@ async fn common_examples_limited_and_full_access_configurations() {
 
 #[tokio::test]
 async fn common_examples_change_the_event_of_a_sequence() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     d.ok("SetDTMFEvents", json!({"DTMFEvent": [{"Name": "Event A"}, {"Name": "Event B"}]})).await;
     d.ok(
         "SetDTMFTriggers",
@@ -378,7 +378,7 @@ async fn common_examples_change_the_event_of_a_sequence() {
 
 #[tokio::test]
 async fn common_examples_configure_the_audio_codec_priority_list() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let all = d.ok("GetSupportedAudioCodecs", json!({})).await["AudioCodec"].clone();
     let default = d.ok("GetDefaultAudioCodecs", json!({})).await["AudioCodec"].clone();
     let current = d.ok("GetAudioCodecs", json!({})).await["AudioCodec"].clone();
@@ -401,7 +401,7 @@ async fn common_examples_configure_the_audio_codec_priority_list() {
 
 #[tokio::test]
 async fn vms_call_configuration_defaults_and_the_four_examples() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     assert_eq!(
         d.ok("GetVMSCallConfiguration", json!({})).await,
         json!({"VMSCallConfiguration": {"Enabled": true, "AudioFromDeviceToNetworkStreams": 0,
@@ -417,7 +417,7 @@ async fn vms_call_configuration_defaults_and_the_four_examples() {
 
 #[tokio::test]
 async fn service_capabilities_and_supported_lists() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let c = d.ok("GetServiceCapabilities", json!({})).await["Capabilities"].clone();
     assert_eq!((c["SIP"].clone(), c["DTMF"].clone(), c["AudioCodec"].clone()), (json!(true), json!(true), json!(true)));
     let modes = d.ok("GetSupportedMediaEncryptionModes", json!({})).await;
@@ -432,7 +432,7 @@ async fn service_capabilities_and_supported_lists() {
 
 #[tokio::test]
 async fn sip_accounts_attributes_defaults_and_removal() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     d.ok(
         "SetSIPAccount",
         json!({"SIPAccount": {"UserId": "a", "IsDefault": true,
@@ -456,7 +456,7 @@ async fn sip_accounts_attributes_defaults_and_removal() {
 
 #[tokio::test]
 async fn control_api_reset_restores_factory_defaults() {
-    let d = Doorsim::start(&[]);
+    let d = Doorsim::start_on_own_address(&[]);
     let factory = d.state().await;
     d.ok("SetDTMFEvent", json!({"DTMFEvent": {"Name": "x"}})).await;
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true}})).await;

@@ -103,6 +103,18 @@ impl Doorsim {
         }
     }
 
+    /// Starts doorsim on a loopback address of its own (see [`own_address`]).
+    pub(crate) fn start_on_own_address(args: &[&str]) -> Doorsim {
+        let at = format!("{}:0", own_address());
+        Self::start_at(&at, &at, args)
+    }
+
+    /// The IP address the device's HTTP API listens on.
+    pub(crate) fn ip(&self) -> String {
+        let host = self.base.trim_start_matches("http://");
+        host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned()
+    }
+
     /// The device's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
@@ -301,6 +313,14 @@ async fn answer(resp: reqwest::Response) -> Answer {
 }
 
 /// A local port free for both UDP and TCP at the time of asking.
+/// A loopback address of this test's own (127.X.Y.1, X from the process, Y counted), so a
+/// device's default SIP port 5060 does not clash with another test's.
+pub(crate) fn own_address() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("127.{}.{}.1", 100 + std::process::id() % 100, n % 256)
+}
+
 pub(crate) fn free_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
