@@ -48,6 +48,8 @@ pub struct DoorActions {
     shutdown: CancellationToken,
     /// The device's tasks (the hold timers).
     tracker: TaskTracker,
+    /// The profile's bindings, for a reset.
+    initial: Vec<DtmfAction>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -63,20 +65,22 @@ impl DoorActions {
         shutdown: CancellationToken,
         tracker: TaskTracker,
     ) -> Arc<Self> {
-        let actions = Arc::new(DoorActions {
+        let mut actions = DoorActions {
             bindings: Mutex::default(),
             held_until: Mutex::default(),
             io,
             time_scale,
             shutdown,
             tracker,
-        });
+            initial: Vec::new(),
+        };
         for a in initial {
             if let Err(e) = actions.bind(a.clone()) {
                 tracing::warn!(error = %e, "profile DTMF action ignored");
             }
         }
-        actions
+        actions.initial = actions.list();
+        Arc::new(actions)
     }
 
     /// Adds or replaces the binding of an event. The port must be an output.
@@ -95,6 +99,14 @@ impl DoorActions {
         }
         map.insert(action.dtmf_event_id.clone(), action);
         Ok(())
+    }
+
+    /// Back to the profile's bindings; held outputs are released by the port reset.
+    pub fn reset(&self) {
+        let mut map = lock(&self.bindings);
+        map.clear();
+        map.extend(self.initial.iter().map(|a| (a.dtmf_event_id.clone(), a.clone())));
+        lock(&self.held_until).clear();
     }
 
     /// Every binding.

@@ -83,6 +83,8 @@ pub struct IoPorts {
     /// Held only to read or change states and publish (no I/O).
     state: Mutex<IoState>,
     bus: Arc<EventBus>,
+    /// The profile's ports, for a reset.
+    specs: Vec<PortSpec>,
 }
 
 fn open_or_closed(value: &str) -> Result<&'static str, IoError> {
@@ -111,7 +113,33 @@ impl IoPorts {
         for p in &ports {
             bus.publish(port_event(p.index, false));
         }
-        Self { state: Mutex::new(IoState { ports, virtual_inputs: [false; VIRTUAL_INPUTS] }), bus }
+        Self {
+            state: Mutex::new(IoState { ports, virtual_inputs: [false; VIRTUAL_INPUTS] }),
+            bus,
+            specs: specs.to_vec(),
+        }
+    }
+
+    /// Back to the profile's state: every port inactive with its profile name and no usage,
+    /// every virtual input inactive; a change is published as it happens.
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        for (port, spec) in state.ports.iter_mut().zip(&self.specs) {
+            port.name.clone_from(&spec.name);
+            port.usage.clear();
+            port.normal_state = "open";
+            if port.active {
+                port.active = false;
+                self.bus.publish(port_event(port.index, false));
+            }
+        }
+        for (i, input) in state.virtual_inputs.iter_mut().enumerate() {
+            if *input {
+                *input = false;
+                let port = (i + 1).to_string();
+                self.bus.publish(Event::new(topics::VIRTUAL_INPUT, true, &[("port", &port)], &[("active", "0")]));
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IoState> {
@@ -220,7 +248,7 @@ mod tests {
         assert_eq!(io.set_active(0, true, true), Err(IoError::NotAnOutput(0)));
         assert_eq!(io.set_active(0, true, false), Ok(true));
         assert!(io.set_active(9, true, false).is_err());
-        let states: Vec<String> = bus.log(Some(topics::IO_PORT)).iter().map(|e| e.data["state"].clone()).collect();
+        let states: Vec<String> = bus.log(Some(topics::IO_PORT), 0).iter().map(|e| e.data["state"].clone()).collect();
         assert_eq!(states, ["0", "0", "1", "1"]);
     }
 
@@ -242,6 +270,6 @@ mod tests {
         assert_eq!(io.set_virtual(1, true), Ok(true));
         assert_eq!(io.set_virtual(1, true), Ok(false));
         assert!(io.set_virtual(0, true).is_err() && io.set_virtual(33, true).is_err());
-        assert_eq!(bus.log(Some(topics::VIRTUAL_INPUT)).len(), 1);
+        assert_eq!(bus.log(Some(topics::VIRTUAL_INPUT), 0).len(), 1);
     }
 }

@@ -73,6 +73,8 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     fn place(&self, id: &str, to: &str, account: &str);
     /// The device sends DTMF `digits` on call `id`: RFC 4733 over RTP, or SIP INFO.
     fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool);
+    /// Completes once every request made before it has been carried out.
+    fn flushed(&self) -> tokio::sync::oneshot::Receiver<()>;
 }
 
 /// RTP packets of one call, counted by the media side and shown by the control API.
@@ -445,6 +447,31 @@ impl CallEngine {
         self.lock().calls.get(id).map(|e| e.status.clone())
     }
 
+    /// Ends every call (on the wire too: the signalling has carried it out when this returns, or
+    /// after a second), then forgets them all and restarts the call counters.
+    pub async fn reset(&self) {
+        let ongoing: Vec<String> = self
+            .lock()
+            .calls
+            .iter()
+            .filter(|(_, e)| e.status.call_state != CallState::Terminated)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ongoing {
+            self.device_transition(&id, CallState::Terminated, Reason::Terminated);
+        }
+        if let Some(s) = self.signalling.get() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.flushed()).await;
+        }
+        let mut reg = self.lock();
+        reg.calls.clear(); // each call's task ends with its entry
+        reg.next_number = 0;
+        if reg.aggregate != CallState::Idle {
+            reg.aggregate = CallState::Idle;
+            self.bus.publish(state_event(CallState::Idle));
+        }
+    }
+
     /// Follows call `id`'s state: every change is seen (a `watch`, not the lossy event bus).
     pub fn watch(&self, id: &str) -> Option<watch::Receiver<CallState>> {
         self.lock().calls.get(id).map(|e| e.state.subscribe())
@@ -630,7 +657,7 @@ mod tests {
     }
 
     fn reasons(bus: &EventBus) -> Vec<String> {
-        bus.log(None)
+        bus.log(None, 0)
             .iter()
             .map(|e| {
                 format!(

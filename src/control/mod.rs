@@ -59,19 +59,18 @@ impl Control {
     }
 
     /// Answers `method path` with its JSON `body`; `None` for an unknown path.
-    pub fn handle(&self, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Option<ControlResult> {
+    pub async fn handle(&self, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Option<ControlResult> {
+        if path == "/emulator/v1/reset" && *method == Method::POST {
+            return Some(Ok(self.reset().await));
+        }
         let rest = path.strip_prefix("/emulator/v1/")?;
         let segments: Vec<&str> = rest.split('/').collect();
         let allow =
             |m: Method| if *method == m { Ok(()) } else { Err((StatusCode::METHOD_NOT_ALLOWED, format!("use {m}"))) };
         Some(match segments.as_slice() {
-            ["reset"] => allow(Method::POST).map(|()| {
-                self.store.reset();
-                tracing::info!("store reset to factory defaults");
-                json!({})
-            }),
+            ["reset"] => allow(Method::POST).map(|()| json!({})),
             ["state"] => allow(Method::GET).map(|()| self.state()),
-            ["events"] => allow(Method::GET).map(|()| self.events(query)),
+            ["events"] => allow(Method::GET).and_then(|()| self.events(query)),
             ["button", "press"] => allow(Method::POST).and_then(|()| self.press_button()),
             ["io", port, action @ ("activate" | "deactivate")] => allow(Method::POST).and_then(|()| {
                 let index = port.parse::<usize>().map_err(|_| (StatusCode::NOT_FOUND, format!("no port {port}")))?;
@@ -123,11 +122,36 @@ impl Control {
         })
     }
 
-    fn events(&self, query: Option<&str>) -> Value {
-        let topic =
-            query.and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "topic")).map(|(_, v)| v);
-        let events = self.bus.log(topic.as_deref());
-        json!({ "Events": serde_json::to_value(events).unwrap_or(Value::Null), "Dropped": self.bus.dropped() })
+    /// Back to the power-on state: calls ended on the wire (BYE, CANCEL, decline) and
+    /// forgotten with their counters, the store at factory defaults (registrations dropped with
+    /// SIP off), I/O ports and virtual inputs as the profile has them, runtime door actions gone,
+    /// and the event log emptied. Answers the cursor events after the reset will follow.
+    async fn reset(&self) -> Value {
+        self.engine.reset().await;
+        self.store.reset();
+        self.io.reset();
+        self.actions.reset();
+        self.bus.clear_log();
+        tracing::info!("device reset to its power-on state");
+        json!({ "Cursor": self.bus.cursor() })
+    }
+
+    fn events(&self, query: Option<&str>) -> ControlResult {
+        let pairs: Vec<(String, String)> =
+            query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let after = match get("after") {
+            None => 0,
+            Some(a) => {
+                a.parse::<u64>().map_err(|_| (StatusCode::BAD_REQUEST, format!("after={a:?} is not a cursor")))?
+            }
+        };
+        let events = self.bus.log(get("topic"), after);
+        Ok(json!({
+            "Events": serde_json::to_value(events).unwrap_or(Value::Null),
+            "Cursor": self.bus.cursor(),
+            "Dropped": self.bus.dropped(),
+        }))
     }
 
     /// The call button, like the A8004/A8207 action rule: input port 0 goes active, a call to the

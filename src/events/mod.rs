@@ -47,6 +47,9 @@ pub struct Event {
     pub data: IndexMap<String, String>,
     /// Whether the event carries a state (sent to new subscribers).
     pub property: bool,
+    /// Its place in the device's event sequence, from 1 (set when published): a test reads
+    /// what came after a cursor with `GET /emulator/v1/events?after=CURSOR`.
+    pub cursor: u64,
 }
 
 impl Event {
@@ -54,7 +57,7 @@ impl Event {
     pub fn new(topic: &'static str, property: bool, source: &[(&str, &str)], data: &[(&str, &str)]) -> Self {
         let pairs = |items: &[(&str, &str)]| items.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-        Self { topic, timestamp, source: pairs(source), data: pairs(data), property }
+        Self { topic, timestamp, source: pairs(source), data: pairs(data), property, cursor: 0 }
     }
 
     /// Whether a topic filter selects this event: equal topics, or a filter ending in `//.`
@@ -81,6 +84,8 @@ struct BusState {
     /// Current value per (topic, source).
     properties: IndexMap<(String, String), Arc<Event>>,
     log: VecDeque<Arc<Event>>,
+    /// The cursor of the latest event.
+    cursor: u64,
 }
 
 /// The bus of one device.
@@ -111,9 +116,11 @@ impl EventBus {
     }
 
     /// Publishes an event to every subscriber and the log.
-    pub fn publish(&self, event: Event) {
-        let event = Arc::new(event);
+    pub fn publish(&self, mut event: Event) {
         let mut state = self.lock();
+        state.cursor += 1;
+        event.cursor = state.cursor;
+        let event = Arc::new(event);
         if event.property {
             let source = serde_json::to_string(&event.source).unwrap_or_default();
             state.properties.insert((event.topic.to_owned(), source), event.clone());
@@ -133,9 +140,20 @@ impl EventBus {
         Subscription { current: state.properties.values().cloned().collect(), live: self.tx.subscribe() }
     }
 
-    /// The log, oldest first, optionally only events matching `topic`.
-    pub fn log(&self, topic: Option<&str>) -> Vec<Arc<Event>> {
-        self.lock().log.iter().filter(|e| topic.is_none_or(|t| e.matches(t))).cloned().collect()
+    /// The log, oldest first: events after `after` (a cursor), optionally only those matching
+    /// `topic`.
+    pub fn log(&self, topic: Option<&str>, after: u64) -> Vec<Arc<Event>> {
+        self.lock().log.iter().filter(|e| e.cursor > after && topic.is_none_or(|t| e.matches(t))).cloned().collect()
+    }
+
+    /// The cursor of the latest event (0 before any).
+    pub fn cursor(&self) -> u64 {
+        self.lock().cursor
+    }
+
+    /// Empties the log (the cursor keeps counting, so older cursors stay meaningful).
+    pub fn clear_log(&self) {
+        self.lock().log.clear();
     }
 
     /// Records that a subscriber lost `n` events.
@@ -181,7 +199,14 @@ mod tests {
         for _ in 0..LOG_CAPACITY {
             bus.publish(port("0"));
         }
-        assert_eq!(bus.log(None).len(), LOG_CAPACITY);
+        assert_eq!(bus.log(None, 0).len(), LOG_CAPACITY);
+        let last = bus.cursor();
+        assert_eq!(last, (SUBSCRIBER_QUEUE + 10 + LOG_CAPACITY) as u64, "every event has its place");
+        bus.publish(port("1"));
+        assert_eq!(bus.log(None, last).len(), 1, "only what came after the cursor");
+        bus.clear_log();
+        assert!(bus.log(None, 0).is_empty());
+        assert_eq!(bus.cursor(), last + 1);
     }
 
     #[test]

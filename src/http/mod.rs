@@ -179,7 +179,7 @@ impl App {
                 let dtmf = self.store.read(|s| s.dtmf_events.values().cloned().collect::<Vec<_>>());
                 event_instances::services(&body, &inputs, &dtmf)
             }
-            _ => match self.control.handle(&method, path, query.as_deref(), &body) {
+            _ => match self.control.handle(&method, path, query.as_deref(), &body).await {
                 Some(Ok(value)) => json_response(StatusCode::OK, &value),
                 Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
                 None => plain(StatusCode::NOT_FOUND, "404 Not Found"),

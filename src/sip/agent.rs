@@ -229,6 +229,9 @@ impl Agent {
             Command::Ended(id, reason) => self.end(&id, reason),
             Command::SendDtmf { id, digits, over_rtp } => self.send_dtmf(&id, &digits, over_rtp),
             Command::Place { id, to, account } => self.place(id, to, account),
+            Command::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
 

@@ -16,6 +16,8 @@ pub(super) enum Command {
     Place { id: String, to: String, account: String },
     /// The device sends DTMF on call `id`.
     SendDtmf { id: String, digits: String, over_rtp: bool },
+    /// Answer once every earlier command is carried out.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The engine's handle on the user agent.
@@ -51,5 +53,11 @@ impl Signalling for SipUa {
 
     fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool) {
         self.queue(Command::SendDtmf { id: id.to_owned(), digits: digits.to_owned(), over_rtp });
+    }
+
+    fn flushed(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        self.queue(Command::Flush(done));
+        flushed
     }
 }
