@@ -25,7 +25,9 @@ async fn main() -> ExitCode {
         eprintln!("doorsim: bad --log filter {:?} ({e}); using info", cli.log);
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 
     match cli.mode.clone() {
         Some(Mode::Fleet(args)) => run_fleet(&cli, &args).await,

@@ -105,3 +105,40 @@ async fn a_sip_port_that_cannot_be_bound_is_visible() {
     assert!(problem.is_null(), "{problem}");
     drop(taken);
 }
+
+#[tokio::test]
+async fn logs_are_plain_text_with_call_states_and_faults() {
+    let log = std::env::temp_dir().join(format!("doorsim-log-{}.txt", std::process::id()));
+    let file = std::fs::File::create(&log).expect("log file");
+    let (http, rtsp) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
+        .args(["--http", &format!("127.0.0.1:{http}"), "--rtsp", &format!("127.0.0.1:{rtsp}"), "--log", "info"])
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("doorsim");
+    let client = reqwest::Client::new();
+    let call = |body: serde_json::Value| {
+        client.post(format!("http://127.0.0.1:{http}/vapix/call")).basic_auth("root", Some("pass")).json(&body).send()
+    };
+    let mut up = false;
+    for _ in 0..100 {
+        if call(json!({"axcall:GetServiceCapabilities": {}})).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up);
+    call(json!({"axcall:Call": {"To": "VMS_CALL"}})).await.expect("call");
+    let fault = call(json!({"axcall:SetSIPConfiguration": {"SIPConfiguration": {"CallingTimeout": 601}}})).await;
+    assert_eq!(fault.expect("fault").status().as_u16(), 400);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let _ = std::fs::remove_file(&log);
+    assert!(!text.contains('\u{1b}'), "no colour codes in a file:\n{text}");
+    assert!(text.lines().any(|l| l.contains("call state") && l.contains("Initiated")), "{text}");
+    let fault_line = text.lines().find(|l| l.contains("call service fault")).expect("the fault is logged");
+    assert!(fault_line.contains("601 is outside") && !fault_line.contains("Some("), "{fault_line}");
+}

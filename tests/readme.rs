@@ -15,7 +15,11 @@ async fn readme_curl_lines_work_as_pasted() {
     let host = d.base.trim_start_matches("http://").to_owned();
     for line in lines {
         let cmd = line.replace("127.0.0.1:8080", &host);
-        let out = Command::new("sh").args(["-c", &format!("{cmd} -s -S -w '\\n%{{http_code}}'")]).output().expect("sh");
+        let out = Command::new("sh")
+            .args(["-c", &format!("{cmd} -s -S -w '\\n%{{http_code}}'")])
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("sh");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{line}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
         let (body, status) = stdout.trim_end().rsplit_once('\n').unwrap_or(("", stdout.trim_end()));
@@ -66,4 +70,42 @@ async fn the_readme_fleet_file_starts_a_site() {
         (devices[200]["Address"].as_str(), devices[200]["Profile"].as_str()),
         (Some("127.1.9.1"), Some("I8116-E"))
     );
+}
+
+#[tokio::test]
+async fn the_readme_vms_call_is_one_call_active_as_long_as_its_audio() {
+    let readme = include_str!("../README.md");
+    let block = readme.split("A VMS call, answered by streaming audio").nth(1).expect("the VMS block");
+    let call = block.lines().find(|l| l.contains("axcall:Call\"")).expect("the Call line");
+    let audio = block.split("```sh\n").nth(2).and_then(|b| b.split("```").next()).expect("the audio block");
+    let audio: String = audio.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+    let d = Doorsim::start(&[]);
+    let host = d.base.trim_start_matches("http://").to_owned();
+    let run = |cmd: &str| {
+        let out = Command::new("sh")
+            .args(["-c", &cmd.replace("127.0.0.1:8080", &host)])
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{cmd}\n{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(call);
+    let calls = d.ok("GetCallStatuses", serde_json::json!({})).await["CallStatus"].clone();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "the VMS block makes one call: {calls}");
+    let started = std::time::Instant::now();
+    run(&audio);
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(2900), "3 s of audio plays for 3 s (took {took:?})");
+    let events = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+    let at = |reason: &str| {
+        events["Events"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["data"]["Reason"] == reason))
+            .and_then(|e| e["timestamp"].as_u64())
+    };
+    let (answered, ended) = (at("AcceptedByRemote").expect("answered"), at("Terminated").expect("ended"));
+    let active = ended - answered;
+    assert!((2900..6000).contains(&active), "Active for about 3 s: {active} ms");
+    let calls = d.ok("GetCallStatuses", serde_json::json!({})).await["CallStatus"].clone();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "still one call: {calls}");
 }

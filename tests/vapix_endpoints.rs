@@ -248,3 +248,36 @@ async fn profiles_change_identity_and_ports() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no profile \"X9999\""));
 }
+
+/// Width and height from a JPEG's SOF0 segment.
+fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
+    let at = jpeg.windows(2).position(|w| w == [0xFF, 0xC0])?;
+    let be = |i: usize| u16::from_be_bytes([jpeg[i], jpeg[i + 1]]);
+    Some((be(at + 7), be(at + 5)))
+}
+
+#[tokio::test]
+async fn image_cgi_answers_a_snapshot_at_the_asked_resolution() {
+    let d = Doorsim::start(&[]);
+    let get = |query: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/axis-cgi/jpg/image.cgi{query}", d.base))
+            .basic_auth("root", Some("pass"))
+            .send()
+    };
+    let r = get("").await.expect("image");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let jpeg = r.bytes().await.expect("body");
+    assert_eq!((&jpeg[..2], &jpeg[jpeg.len() - 2..]), (&[0xFF, 0xD8][..], &[0xFF, 0xD9][..]), "a whole JPEG");
+    assert_eq!(jpeg_size(&jpeg), Some((320, 240)));
+    let big = get("?resolution=640x480").await.expect("image").bytes().await.expect("body");
+    assert_eq!(jpeg_size(&big), Some((640, 480)));
+    for bad in ["?resolution=big", "?resolution=0x10", "?resolution=99999x2"] {
+        let r = get(bad).await.expect("image");
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+        assert!(r.text().await.expect("text").starts_with("Error: resolution="), "{bad}");
+    }
+    let anonymous = reqwest::get(format!("{}/axis-cgi/jpg/image.cgi", d.base)).await.expect("image");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}

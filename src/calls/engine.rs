@@ -306,6 +306,13 @@ impl CallEngine {
     fn announce(&self, reg: &mut Registry, id: &str, reason: Reason) {
         let Some(entry) = reg.calls.get(id) else { return };
         let s = &entry.status;
+        tracing::info!(
+            call = %s.call_id,
+            state = ?s.call_state,
+            reason = reason.as_str(),
+            remote = %s.remote_uri,
+            "call state"
+        );
         self.bus.publish(Event::new(
             topics::CALL_STATE_CHANGE,
             false,

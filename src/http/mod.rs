@@ -62,6 +62,7 @@ enum Route {
     AudioTransmit,
     AudioReceive,
     Video,
+    Image,
     WsSession,
     WsDataStream,
     ApiDiscovery,
@@ -82,6 +83,7 @@ impl Route {
             "/axis-cgi/audio/transmit.cgi" => Route::AudioTransmit,
             "/axis-cgi/audio/receive.cgi" => Route::AudioReceive,
             "/axis-cgi/mjpg/video.cgi" => Route::Video,
+            "/axis-cgi/jpg/image.cgi" => Route::Image,
             "/axis-cgi/wssession.cgi" => Route::WsSession,
             "/vapix/ws-data-stream" => Route::WsDataStream,
             "/axis-cgi/apidiscovery.cgi" => Route::ApiDiscovery,
@@ -140,6 +142,7 @@ impl App {
             Route::AudioTransmit => media::transmit(req, streams).await,
             Route::AudioReceive => media::receive(streams),
             Route::Video => media::video(streams),
+            Route::Image => media::image(req.uri().query()),
             Route::WsSession => self.event_stream.new_session(),
             Route::WsDataStream => self.event_stream.upgrade(req),
             Route::PortCgi => io_cgi::port_cgi(&query_pairs(req.uri().query()), &self.io, &self.bus()),
@@ -222,7 +225,11 @@ impl App {
         match result {
             Ok(value) => response(StatusCode::OK, format.content_type(), format.encode(&value)),
             Err(fault) => {
-                tracing::info!(code = fault.code, msg = ?fault.msg, "call service fault");
+                tracing::info!(
+                    code = fault.code,
+                    msg = fault.msg.as_deref().unwrap_or(fault.reason),
+                    "call service fault"
+                );
                 fault_response(format, StatusCode::BAD_REQUEST, &fault)
             }
         }

@@ -67,15 +67,24 @@ pub const FRAME_SIZE: (u16, u16) = (320, 240);
 /// Frames in the generated loop.
 const FRAMES: usize = 25;
 
+/// Frames per second of the generated video.
+pub const VIDEO_FPS: u64 = 10;
+
 /// A loop of JPEG frames (a bar sweeping across a gradient), encoded once.
 pub fn jpeg_frames() -> &'static [Bytes] {
     static FRAMES_CACHE: OnceLock<Vec<Bytes>> = OnceLock::new();
-    FRAMES_CACHE.get_or_init(|| (0..FRAMES).filter_map(encode_frame).collect())
+    FRAMES_CACHE.get_or_init(|| (0..FRAMES).filter_map(|i| jpeg_frame(i, FRAME_SIZE)).collect())
 }
 
-fn encode_frame(index: usize) -> Option<Bytes> {
-    let (w, h) = (usize::from(FRAME_SIZE.0), usize::from(FRAME_SIZE.1));
-    let bar = index * w / FRAMES;
+/// The frame of the loop that is showing at `at` (time since the Unix epoch).
+pub fn frame_index(at: std::time::Duration) -> usize {
+    (at.as_millis() / u128::from(1000 / VIDEO_FPS)) as usize % FRAMES
+}
+
+/// Frame `index` of the loop encoded at `size` (width, height), or `None` if it cannot be.
+pub fn jpeg_frame(index: usize, size: (u16, u16)) -> Option<Bytes> {
+    let (w, h) = (usize::from(size.0), usize::from(size.1));
+    let bar = (index % FRAMES) * w / FRAMES;
     let mut rgb = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         for x in 0..w {
@@ -87,7 +96,7 @@ fn encode_frame(index: usize) -> Option<Bytes> {
     }
     let mut jpeg = Vec::new();
     let encoder = jpeg_encoder::Encoder::new(&mut jpeg, 70);
-    match encoder.encode(&rgb, FRAME_SIZE.0, FRAME_SIZE.1, jpeg_encoder::ColorType::Rgb) {
+    match encoder.encode(&rgb, size.0, size.1, jpeg_encoder::ColorType::Rgb) {
         Ok(()) => Some(jpeg.into()),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode a video frame");

@@ -319,6 +319,7 @@ fn schedule(due: &mut DelayQueue<String>, id: &str, e: &mut Entry, after: Durati
 }
 
 fn record(store: &Store, id: &str, e: &Entry, status: u16, text: &str) {
+    tracing::info!(account = id, registrar = %e.params.registrar, status, text, "registration");
     store.set_registration(
         id,
         Some(Registration { reg_uri: e.params.registrar.clone(), status, status_text: text.to_owned() }),

@@ -19,19 +19,52 @@ use tokio::time::MissedTickBehavior;
 
 use crate::calls::vms::StreamCounts;
 use crate::calls::{StreamGuard, StreamKind};
-use crate::media::{jpeg_frames, tone_second, SAMPLE_RATE};
+use crate::media::{frame_index, jpeg_frame, jpeg_frames, tone_second, FRAME_SIZE, SAMPLE_RATE, VIDEO_FPS};
 use crate::reply::{plain, Body};
 
 /// Audio is sent in 40 ms chunks.
 const AUDIO_CHUNK: Duration = Duration::from_millis(40);
-/// Video frames per second.
-const VIDEO_FPS: u64 = 10;
 /// An upload that sends nothing for this long has stopped.
 const UPLOAD_IDLE: Duration = Duration::from_secs(5);
 /// Multipart boundary of the MJPEG stream.
 const BOUNDARY: &str = "doorsimframe";
 
-/// `POST /axis-cgi/audio/transmit.cgi`: counts as audio to the device while the body streams.
+/// Largest snapshot side, in pixels.
+const MAX_SIDE: u16 = 1920;
+
+/// `GET /axis-cgi/jpg/image.cgi[?resolution=WxH]`: the frame the video is showing now, as one
+/// JPEG (the snapshot every VMS takes for thumbnails). 320x240 unless `resolution` says.
+pub fn image(query: Option<&str>) -> Response<Body> {
+    let resolution = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "resolution").map(|(_, v)| v.into_owned())
+    });
+    let size = match resolution {
+        None => FRAME_SIZE,
+        Some(r) => {
+            let parsed = r.split_once('x').and_then(|(w, h)| Some((w.parse::<u16>().ok()?, h.parse::<u16>().ok()?)));
+            match parsed {
+                Some((w, h)) if (16..=MAX_SIDE).contains(&w) && (16..=MAX_SIDE).contains(&h) => (w, h),
+                _ => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        &format!("Error: resolution={r} is not WIDTHxHEIGHT, each 16 to {MAX_SIDE}"),
+                    )
+                }
+            }
+        }
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let Some(jpeg) = jpeg_frame(frame_index(now), size) else {
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "Error: the frame could not be encoded");
+    };
+    let mut r = Response::new(crate::reply::full(jpeg));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    r
+}
+
+/// `POST /axis-cgi/audio/transmit.cgi`: counts as audio to the device while the audio plays.
+/// The body is read at playback pace (8000 bytes of µ-law a second), as the device's speaker
+/// consumes it, so a 3-second clip keeps the stream open for 3 seconds however fast it is sent.
 pub async fn transmit(req: Request<Incoming>, streams: &Arc<StreamCounts>) -> Response<Body> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with("audio/basic") {
@@ -43,7 +76,10 @@ pub async fn transmit(req: Request<Incoming>, streams: &Arc<StreamCounts>) -> Re
     let _guard = streams.open(StreamKind::AudioToDevice);
     let mut body = req.into_body();
     let mut received = 0u64;
+    let started = tokio::time::Instant::now();
+    let played_by = |bytes: u64| started + Duration::from_secs_f64(bytes as f64 / SAMPLE_RATE as f64);
     loop {
+        tokio::time::sleep_until(played_by(received)).await;
         match tokio::time::timeout(UPLOAD_IDLE, body.frame()).await {
             Ok(Some(Ok(frame))) => received += frame.data_ref().map_or(0, |d| d.len() as u64),
             Ok(Some(Err(e))) => {
@@ -57,6 +93,7 @@ pub async fn transmit(req: Request<Incoming>, streams: &Arc<StreamCounts>) -> Re
             }
         }
     }
+    tokio::time::sleep_until(played_by(received)).await; // the last of it plays out
     tracing::debug!(bytes = received, "audio upload ended");
     let mut r = plain(StatusCode::OK, "OK");
     r.headers_mut().insert("x-doorsim-received-bytes", HeaderValue::from(received));
