@@ -25,6 +25,7 @@ pub mod media;
 pub mod model;
 pub mod profile;
 pub mod reply;
+pub mod request_target;
 pub mod rtp;
 pub mod rtsp;
 pub mod sip;

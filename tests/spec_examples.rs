@@ -466,3 +466,20 @@ async fn control_api_reset_restores_factory_defaults() {
     assert_eq!(d.state().await, factory);
     assert_eq!(d.request("GET", "/emulator/v1/reset", None).await.status, 405);
 }
+
+#[tokio::test]
+async fn raw_quotation_marks_in_a_pasted_query_are_accepted() {
+    // The spec writes `SIPAccountId="peer-to-peer"`; curl sends the quotes as they are.
+    let d = Doorsim::start_on_own_address(&[]);
+    let url = format!(
+        "{}/vapix/call?format=simple&action=axcall:GetSIPAccountStatus&SIPAccountId=\"peer-to-peer\"",
+        d.base
+    );
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "--anyauth", "-u", "root:pass", "-w", "\n%{http_code}", &url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n200"), "{text}");
+    assert!(text.contains("SIPAccountStatus_SIPAccountId=\"peer-to-peer\""), "{text}");
+}

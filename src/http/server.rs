@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+use crate::request_target::LenientTarget;
 use crate::listener::next_connection;
 use crate::reply::Body;
 
@@ -60,7 +61,7 @@ pub async fn run<H: Handler>(listener: TcpListener, app: Arc<H>, shutdown: Cance
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(LenientTarget::new(stream)), service)
                 .with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {

@@ -1,0 +1,256 @@
+//! What Axis users paste works: the spec's own examples put raw quotation marks in a query
+//! (`SIPAccountId="peer-to-peer"`), curl sends them as they are, and the device accepts them.
+//! hyper's parser refuses such a request target with an empty 400, so [`LenientTarget`] wraps a
+//! connection and percent-encodes, in request targets only, the bytes that the parser refuses
+//! (`"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}` and bytes above 0x7E). The query decoder then
+//! sees `%22peer-to-peer%22`, which it reads as the quoted value.
+//!
+//! It follows the HTTP/1.1 framing just enough to find request lines: headers up to the empty
+//! line, then a Content-Length body; a chunked body or an upgrade (WebSocket) turns it into a
+//! plain pass-through for the rest of the connection.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The bytes a request target may not hold as they are.
+fn refused(b: u8) -> bool {
+    matches!(b, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}') || b > 0x7E
+}
+
+/// `target` as [`LenientTarget`] hands it on: the refused bytes percent-encoded. Digest auth
+/// compares a client's `uri` with the request target through this.
+pub fn lenient(target: &str) -> std::borrow::Cow<'_, str> {
+    if !target.bytes().any(refused) {
+        return std::borrow::Cow::Borrowed(target);
+    }
+    let mut out = String::with_capacity(target.len() + 8);
+    for b in target.bytes() {
+        if refused(b) {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The longest header line it follows; a longer one turns it into a pass-through (hyper then
+/// refuses the request as it would have).
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// In a request line, after this many spaces.
+    RequestLine { spaces: u8 },
+    /// In the headers.
+    Headers,
+    /// In a body with this many bytes left.
+    Body(u64),
+    /// Everything passes unchanged.
+    PassThrough,
+}
+
+/// A connection whose request targets are made acceptable to hyper.
+#[derive(Debug)]
+pub struct LenientTarget<S> {
+    inner: S,
+    state: State,
+    /// The header line being read (lower-cased), to find Content-Length and friends.
+    line: Vec<u8>,
+    content_length: u64,
+    chunked_or_upgrade: bool,
+    /// Transformed bytes not yet handed to the reader.
+    pending: Vec<u8>,
+    pending_at: usize,
+}
+
+impl<S> LenientTarget<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            state: State::RequestLine { spaces: 0 },
+            line: Vec::new(),
+            content_length: 0,
+            chunked_or_upgrade: false,
+            pending: Vec::new(),
+            pending_at: 0,
+        }
+    }
+
+
+    /// Moves `input` through the state machine into `pending`.
+    fn transform(&mut self, mut input: &[u8]) {
+        while !input.is_empty() {
+            match self.state {
+                State::PassThrough => {
+                    self.pending.extend_from_slice(input);
+                    return;
+                }
+                State::Body(left) => {
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
+                    self.pending.extend_from_slice(&input[..n]);
+                    input = &input[n..];
+                    let left = left - n as u64;
+                    self.state = if left == 0 { State::RequestLine { spaces: 0 } } else { State::Body(left) };
+                }
+                State::RequestLine { spaces } => {
+                    let b = input[0];
+                    input = &input[1..];
+                    match b {
+                        b'\n' => {
+                            self.pending.push(b);
+                            // A blank line before a request is allowed; otherwise the headers follow.
+                            if spaces > 0 {
+                                self.state = State::Headers;
+                                self.line.clear();
+                                self.content_length = 0;
+                                self.chunked_or_upgrade = false;
+                            }
+                        }
+                        b' ' => {
+                            self.pending.push(b);
+                            self.state = State::RequestLine { spaces: spaces.saturating_add(1) };
+                        }
+                        b if spaces == 1 && refused(b) => {
+                            self.pending.extend_from_slice(format!("%{b:02X}").as_bytes());
+                        }
+                        b => self.pending.push(b),
+                    }
+                }
+                State::Headers => {
+                    let b = input[0];
+                    input = &input[1..];
+                    self.pending.push(b);
+                    if b != b'\n' {
+                        if self.line.len() >= MAX_LINE {
+                            self.state = State::PassThrough;
+                        } else {
+                            self.line.push(b.to_ascii_lowercase());
+                        }
+                        continue;
+                    }
+                    let line = std::mem::take(&mut self.line);
+                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                    if line.is_empty() {
+                        self.state = if self.chunked_or_upgrade {
+                            State::PassThrough
+                        } else if self.content_length > 0 {
+                            State::Body(self.content_length)
+                        } else {
+                            State::RequestLine { spaces: 0 }
+                        };
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(line);
+                    if let Some((name, value)) = text.split_once(':') {
+                        match name.trim() {
+                            "content-length" => match value.trim().parse::<u64>() {
+                                Ok(n) => self.content_length = n,
+                                Err(_) => self.chunked_or_upgrade = true, // hyper refuses it; stop following
+                            },
+                            "transfer-encoding" | "upgrade" => self.chunked_or_upgrade = true,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for LenientTarget<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if this.pending_at < this.pending.len() {
+                let n = (this.pending.len() - this.pending_at).min(buf.remaining());
+                buf.put_slice(&this.pending[this.pending_at..this.pending_at + n]);
+                this.pending_at += n;
+                if this.pending_at == this.pending.len() {
+                    this.pending.clear();
+                    this.pending_at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.state == State::PassThrough {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut raw = [0u8; 8192];
+            let mut read = ReadBuf::new(&mut raw);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())), // end of stream
+                Poll::Ready(Ok(())) => {
+                    let filled = read.filled().to_vec();
+                    this.transform(&filled);
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for LenientTarget<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn through(chunks: &[&[u8]]) -> String {
+        let mut t = LenientTarget::new(());
+        for c in chunks {
+            t.transform(c);
+        }
+        String::from_utf8_lossy(&t.pending).into_owned()
+    }
+
+    #[test]
+    fn quotes_in_targets_are_encoded_and_nothing_else_changes() {
+        let get = b"GET /vapix/call?format=simple&SIPAccountId=\"peer-to-peer\" HTTP/1.1\r\nHost: \"x\"\r\n\r\n";
+        assert_eq!(
+            through(&[get]),
+            "GET /vapix/call?format=simple&SIPAccountId=%22peer-to-peer%22 HTTP/1.1\r\nHost: \"x\"\r\n\r\n"
+        );
+        // Split anywhere, with a body that holds quotes, then a second request on the connection.
+        let two = b"POST /a?b=\"1\" HTTP/1.1\r\nContent-Length: 5\r\n\r\n\"x\"{}GET /c?d={e} HTTP/1.1\r\n\r\n";
+        let whole = through(&[two]);
+        let split: Vec<&[u8]> = two.chunks(3).collect();
+        assert_eq!(through(&split), whole);
+        assert_eq!(whole, "POST /a?b=%221%22 HTTP/1.1\r\nContent-Length: 5\r\n\r\n\"x\"{}GET /c?d=%7Be%7D HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn chunked_bodies_and_upgrades_pass_through() {
+        let chunked = b"POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\"\"\"\r\n0\r\n\r\nGET /\" HTTP/1.1\r\n";
+        assert!(through(&[chunked]).ends_with("GET /\" HTTP/1.1\r\n"), "no rewriting after a chunked body");
+        let upgrade = b"GET /ws?x=\"1\" HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05\"{}\"|";
+        assert_eq!(through(&[upgrade]), "GET /ws?x=%221%22 HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\u{fffd}\u{5}\"{}\"|");
+    }
+}
