@@ -172,7 +172,8 @@ fn escape_quotes_in_uri(params: &str) -> std::borrow::Cow<'_, str> {
         let after = rest[i + 1..].trim_start();
         after.is_empty()
             || after.strip_prefix(',').is_some_and(|a| {
-                let key: String = a.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+                let key: String =
+                    a.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
                 !key.is_empty() && a.trim_start()[key.len()..].starts_with('=')
             })
     };

@@ -81,7 +81,6 @@ impl<S> LenientTarget<S> {
         }
     }
 
-
     /// Moves `input` through the state machine into `pending`.
     fn transform(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
@@ -243,12 +242,16 @@ mod tests {
         let whole = through(&[two]);
         let split: Vec<&[u8]> = two.chunks(3).collect();
         assert_eq!(through(&split), whole);
-        assert_eq!(whole, "POST /a?b=%221%22 HTTP/1.1\r\nContent-Length: 5\r\n\r\n\"x\"{}GET /c?d=%7Be%7D HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            whole,
+            "POST /a?b=%221%22 HTTP/1.1\r\nContent-Length: 5\r\n\r\n\"x\"{}GET /c?d=%7Be%7D HTTP/1.1\r\n\r\n"
+        );
     }
 
     #[test]
     fn chunked_bodies_and_upgrades_pass_through() {
-        let chunked = b"POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\"\"\"\r\n0\r\n\r\nGET /\" HTTP/1.1\r\n";
+        let chunked =
+            b"POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n\"\"\"\r\n0\r\n\r\nGET /\" HTTP/1.1\r\n";
         assert!(through(&[chunked]).ends_with("GET /\" HTTP/1.1\r\n"), "no rewriting after a chunked body");
         let upgrade = b"GET /ws?x=\"1\" HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05\"{}\"|";
         assert_eq!(through(&[upgrade]), "GET /ws?x=%221%22 HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\u{fffd}\u{5}\"{}\"|");

@@ -247,3 +247,17 @@ async fn the_store_is_bounded_at_one_hundred_objects_per_kind() {
     assert_fault(&d.call("SetDTMFEvent", json!({"DTMFEvent": {"Name": "one too many"}})).await, VAL.0, VAL.1);
     assert_eq!(d.state().await, before);
 }
+
+#[tokio::test]
+async fn keys_nested_thousands_deep_fault_and_the_device_stays_up() {
+    let d = Doorsim::start(&[]);
+    for query in [
+        format!("action=axcall:SetDTMFEvent&DTMFEvent{}=x", "_a".repeat(3000)),
+        format!("action=axcall:RemoveDTMFEvents&DTMFEventId{}=x", "_0".repeat(5000)),
+    ] {
+        let a = d.request("GET", &format!("/vapix/call?format=simple&{query}"), None).await;
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert_eq!(a.line("FaultCode").as_deref(), Some("\"ter:InvalidArgs\""), "{}", a.body);
+    }
+    assert_eq!(d.request("GET", "/emulator/v1/state", None).await.status, 200, "still up");
+}

@@ -410,3 +410,22 @@ async fn a_hold_re_invite_stops_our_rtp_and_a_resume_restarts_it() {
     assert!(rtp_sent(&d).await > before);
     assert_eq!(call_states(&d).await, ["Active"]);
 }
+
+#[tokio::test]
+async fn an_incoming_call_nobody_answers_ends_after_calling_timeout_with_480() {
+    // CallingTimeout 60 s, at 60 times the speed: one second.
+    let (d, port) = device(&["--time-scale", "60"]).await;
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    socket.connect(("127.0.0.1", port)).await.expect("connect");
+    let me = socket.local_addr().expect("addr").port();
+    socket.send(invite(me, "stale1", "INVITE").as_bytes()).await.expect("send");
+    receive(&socket, "180", Duration::from_secs(2)).await.expect("ringing");
+    let (gone, _) = receive(&socket, "480", Duration::from_secs(10)).await.expect("480 after CallingTimeout");
+    assert!(gone.contains("CSeq: 1 INVITE"), "{gone}");
+    // The call ended NoAnswer (read from the event log: at this speed the call itself is
+    // forgotten a second after it ends).
+    let events = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+    let reasons: Vec<&str> =
+        events["Events"].as_array().expect("events").iter().filter_map(|e| e["data"]["Reason"].as_str()).collect();
+    assert_eq!(reasons, ["Initiated", "NoAnswer"]);
+}

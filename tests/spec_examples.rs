@@ -471,10 +471,8 @@ async fn control_api_reset_restores_factory_defaults() {
 async fn raw_quotation_marks_in_a_pasted_query_are_accepted() {
     // The spec writes `SIPAccountId="peer-to-peer"`; curl sends the quotes as they are.
     let d = Doorsim::start_on_own_address(&[]);
-    let url = format!(
-        "{}/vapix/call?format=simple&action=axcall:GetSIPAccountStatus&SIPAccountId=\"peer-to-peer\"",
-        d.base
-    );
+    let url =
+        format!("{}/vapix/call?format=simple&action=axcall:GetSIPAccountStatus&SIPAccountId=\"peer-to-peer\"", d.base);
     let out = std::process::Command::new("curl")
         .args(["-s", "-S", "--anyauth", "-u", "root:pass", "-w", "\n%{http_code}", &url])
         .output()

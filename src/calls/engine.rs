@@ -393,7 +393,11 @@ impl CallEngine {
     ) -> Result<String, CallError> {
         let (state, reason) =
             if denied { (CallState::Terminated, Reason::Denied) } else { (CallState::Calling, Reason::Initiated) };
-        let id = self.create(NewCall::new(Direction::Incoming, CallType::Sip, remote, state, reason))?;
+        // A call nobody answers or cancels rings for CallingTimeout, then ends NoAnswer (480 to
+        // the caller), so stale INVITEs never hold the call slots.
+        let ring_for = Duration::from_secs(self.store.read(|s| s.sip_configuration.calling_timeout).into());
+        let call = NewCall::new(Direction::Incoming, CallType::Sip, remote, state, reason);
+        let id = self.create(NewCall { answer_timeout: Some(ring_for), ..call })?;
         let mut reg = self.lock();
         if let Some(e) = reg.calls.get_mut(&id) {
             e.status.sip_account_id = account.map(str::to_owned);

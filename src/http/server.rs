@@ -15,9 +15,9 @@ use tokio_util::task::TaskTracker;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::request_target::LenientTarget;
 use crate::listener::next_connection;
 use crate::reply::Body;
+use crate::request_target::LenientTarget;
 
 /// What answers the requests of a server: a device's [`super::App`], or a fleet's management
 /// face.

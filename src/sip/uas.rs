@@ -210,7 +210,8 @@ impl Agent {
         let Some(key) = d.invite_key else { return };
         let (code, text) = match reason {
             Reason::Denied => (603, "Decline"),
-            Reason::Failed => (480, "Temporarily Unavailable"), // the device is going away
+            // Nobody answered within CallingTimeout, or the device is going away.
+            Reason::NoAnswer | Reason::Failed => (480, "Temporarily Unavailable"),
             _ => (486, "Busy Here"),
         };
         let r = d.invite.response(code, text, d.local.tag());

@@ -67,6 +67,11 @@ fn leaf(raw: &str) -> Value {
 }
 
 fn insert(root: &mut IndexMap<String, Node>, key: &str, value: Value) -> Result<(), Fault> {
+    // The deepest key the spec uses has five levels (SIPAccount_0_SIPProxies_0_Server): a deeper
+    // one is refused before the recursive walk, so no key can exhaust the stack.
+    if key.bytes().filter(|b| *b == b'_').count() >= MAX_DEPTH {
+        return Err(Fault::invalid_args(format!("key nested deeper than {MAX_DEPTH} levels")));
+    }
     let segments: Vec<&str> = key.split('_').collect();
     if segments.iter().any(|s| s.is_empty()) || is_index(segments[0]) {
         return Err(malformed(key));
@@ -101,6 +106,9 @@ fn place(node: &mut Node, rest: &[&str], value: Value, key: &str) -> Result<(), 
     };
     place(child, tail, value, key)
 }
+
+/// Levels a key may have at most.
+const MAX_DEPTH: usize = 16;
 
 fn malformed(key: &str) -> Fault {
     Fault::invalid_args(format!("malformed key {key:?}"))
@@ -234,6 +242,16 @@ mod tests {
                                   {"UserId": "007", "SIPProxies": [{"Server": "x"}]}],
                    "Ids": ["p", "q"]})
         );
+    }
+
+    #[test]
+    fn deeply_nested_keys_fault_instead_of_exhausting_the_stack() {
+        let deep = format!("action=axcall:SetDTMFEvent&DTMFEvent{}=x", "_a".repeat(3000));
+        assert!(decode(&deep).is_err());
+        let indices = format!("action=axcall:RemoveDTMFEvents&DTMFEventId{}=x", "_0".repeat(5000));
+        assert!(decode(&indices).is_err());
+        let spec_deepest = "action=axcall:SetSIPAccount&SIPAccount_SIPProxies_0_Server=10.0.0.1";
+        assert!(decode(spec_deepest).is_ok());
     }
 
     #[test]
