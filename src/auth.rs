@@ -1,12 +1,15 @@
 //! HTTP authentication as the device does it: Digest (MD5 and SHA-256, `qop=auth`) and Basic.
 //!
-//! Nonces are stateless: `<issued-at hex>.<HMAC-like tag>`, so no map grows with clients.
-//! A nonce is good for [`NONCE_LIFETIME`]; an older one gets a fresh challenge with
-//! `stale=true`, which clients answer without asking the user again. The digest arithmetic
-//! itself comes from the `digest_auth` crate, whose `AuthorizationHeader::digest` recomputes the
-//! expected response from the known password.
-//! Known limit: nonce counts are not tracked, so a captured request can be replayed while its
-//! nonce is fresh (real devices differ here; the emulator trades that for bounded memory).
+//! Nonces carry their own proof: `<issued-at hex>.<serial hex>.<HMAC-like tag>`, so the device
+//! recognises its own without storing them. A nonce is good for [`NONCE_LIFETIME`]; an older one
+//! (or one from another run) gets a fresh challenge, with `stale=true` when the credentials
+//! were right, which clients answer without asking the user again. Each authenticated `qop`
+//! request must bring a count (`nc`) its nonce has not used: a replayed count is refused.
+//! Counts may arrive out of order (a client's parallel connections share a nonce), so each
+//! nonce keeps a 64-count window above a floor, as IPsec's anti-replay window does; counts of
+//! at most [`MAX_TRACKED_NONCES`] nonces are kept (the oldest are forgotten first). The digest
+//! arithmetic itself comes from the `digest_auth` crate, whose `AuthorizationHeader::digest`
+//! recomputes the expected response from the known password.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,13 +21,19 @@ use sha2::{Digest, Sha256};
 
 /// How long a nonce stays valid.
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+/// Nonces whose last count is remembered, at most.
+pub const MAX_TRACKED_NONCES: usize = 4096;
 
 /// The accounts and secret one device checks requests against.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Authenticator {
     users: Vec<(String, String)>,
     realm: String,
     secret: [u8; 32],
+    /// Makes nonces issued in the same second differ.
+    serial: std::sync::atomic::AtomicU64,
+    /// The counts used per nonce, oldest nonce first. Held only to check and record.
+    counts: std::sync::Mutex<indexmap::IndexMap<String, ReplayWindow>>,
 }
 
 /// Why a request was refused.
@@ -41,7 +50,7 @@ impl Authenticator {
     pub fn new(users: Vec<(String, String)>, realm: String) -> Self {
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
-        Self { users, realm, secret }
+        Self { users, realm, secret, serial: Default::default(), counts: Default::default() }
     }
 
     /// Checks the `Authorization` header of an HTTP request to `uri` (path and query as sent).
@@ -92,7 +101,9 @@ impl Authenticator {
             return Err(Refusal::Unauthorized);
         }
         let uri = sent.uri.as_str();
-        let fresh = self.nonce_is_fresh(&sent.nonce).ok_or(Refusal::Unauthorized)?;
+        // A nonce of another run (or an expired one) with a right response gets stale=true: the
+        // client retries with the new nonce without asking its user again (RFC 7616 3.3).
+        let fresh = self.nonce_is_fresh(&sent.nonce).unwrap_or(false);
         let mut expected = sent.clone();
         let context = AuthContext::new_with_method(
             sent.username.as_str(),
@@ -105,11 +116,22 @@ impl Authenticator {
         if !constant_time_eq(expected.response.as_bytes(), sent.response.to_ascii_lowercase().as_bytes()) {
             return Err(Refusal::Unauthorized);
         }
-        if fresh {
-            Ok(sent.username)
-        } else {
-            Err(Refusal::Stale)
+        if !fresh {
+            return Err(Refusal::Stale);
         }
+        if sent.qop.is_some() && !self.count_is_new(&sent.nonce, sent.nc) {
+            return Err(Refusal::Unauthorized); // a replayed request
+        }
+        Ok(sent.username)
+    }
+
+    /// Records `nc` for `nonce`; false when that count was used already (a replay).
+    fn count_is_new(&self, nonce: &str, nc: u32) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !counts.contains_key(nonce) && counts.len() >= MAX_TRACKED_NONCES {
+            counts.shift_remove_index(0);
+        }
+        counts.entry(nonce.to_owned()).or_default().accept(nc)
     }
 
     /// The `WWW-Authenticate` challenges of a 401: Digest MD5, Digest SHA-256, Basic, with one
@@ -135,26 +157,65 @@ impl Authenticator {
 
     fn new_nonce(&self) -> String {
         let issued = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        format!("{issued:x}.{}", self.tag(issued))
+        let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{issued:x}.{serial:x}.{}", self.tag(issued, serial))
     }
 
-    fn tag(&self, issued: u64) -> String {
+    fn tag(&self, issued: u64, serial: u64) -> String {
         let mut h = Sha256::new();
         h.update(self.secret);
         h.update(issued.to_be_bytes());
+        h.update(serial.to_be_bytes());
         h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
     /// `Some(true)` for a nonce of ours that is fresh, `Some(false)` for one that expired,
     /// `None` for one we never issued.
     fn nonce_is_fresh(&self, nonce: &str) -> Option<bool> {
-        let (issued, tag) = nonce.split_once('.')?;
-        let issued = u64::from_str_radix(issued, 16).ok()?;
-        if !constant_time_eq(tag.as_bytes(), self.tag(issued).as_bytes()) {
+        let mut parts = nonce.splitn(3, '.');
+        let (issued, serial, tag) = (parts.next()?, parts.next()?, parts.next()?);
+        let (issued, serial) = (u64::from_str_radix(issued, 16).ok()?, u64::from_str_radix(serial, 16).ok()?);
+        if !constant_time_eq(tag.as_bytes(), self.tag(issued, serial).as_bytes()) {
             return None;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         Some(now.saturating_sub(issued) <= NONCE_LIFETIME.as_secs())
+    }
+}
+
+/// The counts one nonce has used: every count up to `floor` is spent, and bit `i` of `seen`
+/// marks `floor + 1 + i` as spent.
+#[derive(Debug, Default, Clone, Copy)]
+struct ReplayWindow {
+    floor: u32,
+    seen: u64,
+}
+
+impl ReplayWindow {
+    /// Marks `nc` spent; false when it already was (or is below the window).
+    fn accept(&mut self, nc: u32) -> bool {
+        if nc <= self.floor {
+            return false;
+        }
+        let mut offset = nc - self.floor - 1;
+        if offset >= 64 {
+            // Slide the window up so that `nc` is its last count.
+            let shift = offset - 63;
+            self.seen = if shift >= 64 { 0 } else { self.seen >> shift };
+            self.floor += shift;
+            offset = 63;
+        }
+        let bit = 1u64 << offset;
+        if self.seen & bit != 0 {
+            return false;
+        }
+        self.seen |= bit;
+        // Spent counts at the bottom of the window move into the floor.
+        while self.seen & 1 == 1 {
+            self.seen >>= 1;
+            self.floor += 1;
+        }
+        true
     }
 }
 
@@ -206,7 +267,8 @@ mod tests {
     #[test]
     fn digest_md5_and_sha256_are_accepted_and_wrong_passwords_refused() {
         let a = auth();
-        for challenge in &a.challenges(false)[..2] {
+        for algorithm in 0..2 {
+            let challenge = &a.challenges(false)[algorithm];
             let ok = respond(&a, challenge, "root", "pass", "/vapix/call");
             assert_eq!(a.check("POST", "/vapix/call", Some(&ok)), Ok("root".into()));
             let bad = respond(&a, challenge, "root", "nope", "/vapix/call");
@@ -221,7 +283,8 @@ mod tests {
         let a = auth();
         assert_eq!(a.nonce_is_fresh("0.00"), None);
         let old = 1_000u64;
-        assert_eq!(a.nonce_is_fresh(&format!("{old:x}.{}", a.tag(old))), Some(false));
+        assert_eq!(a.nonce_is_fresh(&format!("{old:x}.0.{}", a.tag(old, 0))), Some(false));
+        assert_ne!(a.new_nonce(), a.new_nonce(), "two clients in one second get two nonces");
         assert_eq!(a.nonce_is_fresh(&a.new_nonce()), Some(true));
         // Another device's nonce (another secret) is refused.
         assert_eq!(auth().nonce_is_fresh(&a.new_nonce()), None);
@@ -246,5 +309,29 @@ mod tests {
         assert_eq!(escape_quotes_in_uri(plain), plain);
         let last = r#"username="root", uri="/x?a="b"""#;
         assert_eq!(escape_quotes_in_uri(last), r#"username="root", uri="/x?a=\"b\"""#);
+    }
+
+    #[test]
+    fn a_replayed_nonce_count_is_refused_and_a_rising_one_accepted() {
+        let a = auth();
+        let challenge = &a.challenges(false)[0];
+        let mut prompt = WwwAuthenticateHeader::parse(challenge.to_str().expect("ascii")).expect("challenge");
+        let ctx = AuthContext::new_with_method("root", "pass", "/vapix/call", Option::<&[u8]>::None, HttpMethod::POST);
+        let first = HeaderValue::from_str(&prompt.respond(&ctx).expect("nc 1").to_string()).expect("header");
+        let second = HeaderValue::from_str(&prompt.respond(&ctx).expect("nc 2").to_string()).expect("header");
+        assert_eq!(a.check("POST", "/vapix/call", Some(&first)), Ok("root".into()));
+        assert_eq!(a.check("POST", "/vapix/call", Some(&second)), Ok("root".into()), "nonce reuse with a rising nc");
+        assert_eq!(a.check("POST", "/vapix/call", Some(&first)), Err(Refusal::Unauthorized), "a replay");
+        assert_eq!(a.check("POST", "/vapix/call", Some(&second)), Err(Refusal::Unauthorized), "a replay");
+    }
+
+    #[test]
+    fn the_replay_window_takes_counts_out_of_order_but_each_once() {
+        let mut w = ReplayWindow::default();
+        assert!(w.accept(3) && w.accept(1) && w.accept(2), "out of order");
+        assert!(!w.accept(2) && !w.accept(3) && !w.accept(0), "each once");
+        assert!(w.accept(200), "a jump slides the window");
+        assert!(!w.accept(100), "far below the window is refused");
+        assert!(w.accept(190) && !w.accept(190));
     }
 }

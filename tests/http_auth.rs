@@ -30,14 +30,19 @@ async fn curl_anyauth_digest_and_basic_are_accepted() {
 #[tokio::test]
 async fn each_digest_algorithm_is_accepted() {
     // Answer each challenge (MD5, then SHA-256) with the digest_auth crate and send it with curl.
+    // Each answer takes a challenge of its own: a nonce's count may be used once.
     let d = Doorsim::start(&[]);
-    let (headers, _) = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/vapix/call", d.base)]);
-    let digests: Vec<&str> = headers
-        .lines()
-        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate: digest"))
-        .filter_map(|l| l.split_once(": ").map(|(_, v)| v.trim()))
-        .collect();
-    assert_eq!(digests.len(), 2, "{headers}");
+    let challenge = |index: usize| {
+        let (headers, _) = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/vapix/call", d.base)]);
+        let digests: Vec<String> = headers
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate: digest"))
+            .filter_map(|l| l.split_once(": ").map(|(_, v)| v.trim().to_owned()))
+            .collect();
+        assert_eq!(digests.len(), 2, "{headers}");
+        digests[index].clone()
+    };
+    let digests = [challenge(0), challenge(1)];
     for (challenge, algorithm) in digests.iter().zip(["MD5", "SHA-256"]) {
         let mut prompt = digest_auth::parse(challenge).expect("parse");
         let ctx = digest_auth::AuthContext::new_post("root", "pass", "/vapix/call", Option::<&[u8]>::None);
@@ -99,4 +104,35 @@ print(r.status_code, r.json()["AudioCodec"][0]["Name"])
     let out = Command::new("python3").args(["-c", script, &d.base]).output().expect("python3 with requests");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.trim(), "200 PCMU", "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn a_replayed_digest_is_refused_and_a_foreign_nonce_is_stale() {
+    let (a, b) = (Doorsim::start(&[]), Doorsim::start(&[]));
+    let (headers, _) = curl(&["-D", "-", "-o", "/dev/null", &format!("{}/vapix/call", a.base)]);
+    let challenge = headers
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate: digest"))
+        .and_then(|l| l.split_once(": ").map(|(_, v)| v.trim().to_owned()))
+        .expect("a challenge");
+    let mut prompt = digest_auth::parse(&challenge).expect("parse");
+    let ctx = digest_auth::AuthContext::new_post("root", "pass", "/vapix/call", Option::<&[u8]>::None);
+    let auth = prompt.respond(&ctx).expect("respond").to_string();
+    let send = |base: &str| {
+        curl(&[
+            "-D",
+            "-",
+            "-H",
+            &format!("Authorization: {auth}"),
+            &format!("{base}/vapix/call"),
+            "-d",
+            r#"{"axcall:GetSIPConfiguration":{}}"#,
+        ])
+        .0
+    };
+    assert!(send(&a.base).contains("SIPConfiguration"), "the first use is accepted");
+    let replay = send(&a.base);
+    assert!(replay.starts_with("HTTP/1.1 401"), "a replay is refused: {replay}");
+    let foreign = send(&b.base);
+    assert!(foreign.starts_with("HTTP/1.1 401") && foreign.contains("stale=true"), "{foreign}");
 }
