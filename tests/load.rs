@@ -28,6 +28,18 @@ fn sipp_counts(screen: &str) -> (u64, u64) {
     (count("Successful call"), count("Failed call"))
 }
 
+/// sipp's UAS with `tests/sipp/uas_load.xml` on `port`, ending after `calls` calls.
+fn sipp_uas(port: u16, calls: u32, timeout: &str) -> std::process::Child {
+    Command::new("sipp")
+        .args(["-sf", &scenario("uas_load.xml"), "-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-m", &calls.to_string(), "-nostdin", "-timeout", timeout, "-timeout_error"])
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp (Debian sip-tester) must be installed")
+}
+
 fn load(args: &[&str]) -> std::process::Output {
     let (http, rtsp) = (free_port(), free_port());
     Command::new(env!("CARGO_BIN_EXE_doorsim"))
@@ -40,14 +52,7 @@ fn load(args: &[&str]) -> std::process::Output {
 #[test]
 fn fifty_doors_make_200_calls_at_20_per_second_against_sipp() {
     let sipp_port = free_port();
-    let sipp = Command::new("sipp")
-        .args(["-sf", &scenario("uas_load.xml"), "-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-        .args(["-m", "200", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp (Debian sip-tester) must be installed");
+    let sipp = sipp_uas(sipp_port, 200, "60s");
     let report = std::env::temp_dir().join(format!("doorsim-load-{}.json", std::process::id()));
     let target = format!("sip:door-service@127.0.0.1:{sipp_port}");
     let out = load(&[
@@ -152,14 +157,7 @@ async fn call_states(address: &str, port: u16) -> Vec<String> {
 #[tokio::test]
 async fn ctrl_c_hangs_up_the_calls_in_progress_and_still_writes_the_report() {
     let sipp_port = free_port();
-    let sipp = Command::new("sipp")
-        .args(["-sf", &scenario("uas_load.xml"), "-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-        .args(["-m", "4", "-nostdin", "-timeout", "60s", "-timeout_error"])
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp (Debian sip-tester) must be installed");
+    let sipp = sipp_uas(sipp_port, 4, "60s");
     let report = std::env::temp_dir().join(format!("doorsim-load-stop-{}.json", std::process::id()));
     let (http, rtsp) = (free_port(), free_port());
     let target = format!("sip:door-service@127.0.0.1:{sipp_port}");
@@ -239,14 +237,7 @@ fn doors_register_first_when_asked() {
     let registrar = free_port();
     let _kamailio = common::kamailio::Kamailio::start(include_str!("kamailio/fleet.cfg"), registrar, "secret");
     let sipp_port = free_port();
-    let sipp = Command::new("sipp")
-        .args(["-sf", &scenario("uas_load.xml"), "-i", "127.0.0.1", "-p", &sipp_port.to_string()])
-        .args(["-m", "3", "-nostdin", "-timeout", "30s", "-timeout_error"])
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sipp");
+    let sipp = sipp_uas(sipp_port, 3, "30s");
     let target = format!("sip:door-service@127.0.0.1:{sipp_port}");
     let out = load(&[
         "--doors",
