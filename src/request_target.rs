@@ -8,6 +8,10 @@
 //! It follows the HTTP/1.1 framing just enough to find request lines: headers up to the empty
 //! line, then a Content-Length body; a chunked body or an upgrade (WebSocket) turns it into a
 //! plain pass-through for the rest of the connection.
+//!
+//! It also holds each request head until it is complete and checks it with `httparse` (the
+//! parser hyper uses): a head that would get hyper's empty 400 gets, instead, the answer the
+//! [`Refuse`] function builds (a fault body in the device's format), and the connection ends.
 
 use std::io;
 use std::pin::Pin;
@@ -53,10 +57,25 @@ enum State {
     PassThrough,
 }
 
+/// Builds the complete HTTP response for a request head that cannot be parsed: the request
+/// target (as far as it was read) and why.
+pub type Refuse = fn(target: &str, why: &str) -> Vec<u8>;
+
+/// The largest request head held for checking; a longer one passes to hyper as it is (which
+/// answers 431).
+const MAX_HEAD: usize = 64 * 1024;
+/// Headers a head may have, as hyper allows.
+const MAX_HEADERS: usize = 100;
+
 /// A connection whose request targets are made acceptable to hyper.
 #[derive(Debug)]
 pub struct LenientTarget<S> {
     inner: S,
+    refuse: Refuse,
+    /// The request head being read (already rewritten), until it is complete.
+    head: Vec<u8>,
+    /// The refusal still to be written; the reader then sees the end of the stream.
+    refusal: Option<(Vec<u8>, usize)>,
     state: State,
     /// The header line being read (lower-cased), to find Content-Length and friends.
     line: Vec<u8>,
@@ -68,10 +87,13 @@ pub struct LenientTarget<S> {
 }
 
 impl<S> LenientTarget<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S) -> Self {
+    /// Wraps `inner`; a malformed head is answered with what `refuse` builds.
+    pub fn new(inner: S, refuse: Refuse) -> Self {
         Self {
             inner,
+            refuse,
+            head: Vec::new(),
+            refusal: None,
             state: State::RequestLine { spaces: 0 },
             line: Vec::new(),
             content_length: 0,
@@ -86,6 +108,7 @@ impl<S> LenientTarget<S> {
         while !input.is_empty() {
             match self.state {
                 State::PassThrough => {
+                    self.pending.append(&mut self.head);
                     self.pending.extend_from_slice(input);
                     return;
                 }
@@ -100,8 +123,9 @@ impl<S> LenientTarget<S> {
                     let b = input[0];
                     input = &input[1..];
                     match b {
+                        b'\n' if spaces == 0 => self.pending.push(b), // a blank line before a request
                         b'\n' => {
-                            self.pending.push(b);
+                            self.head.push(b);
                             // A blank line before a request is allowed; otherwise the headers follow.
                             if spaces > 0 {
                                 self.state = State::Headers;
@@ -111,19 +135,22 @@ impl<S> LenientTarget<S> {
                             }
                         }
                         b' ' => {
-                            self.pending.push(b);
+                            self.head.push(b);
                             self.state = State::RequestLine { spaces: spaces.saturating_add(1) };
                         }
                         b if spaces == 1 && refused(b) => {
-                            self.pending.extend_from_slice(format!("%{b:02X}").as_bytes());
+                            self.head.extend_from_slice(format!("%{b:02X}").as_bytes());
                         }
-                        b => self.pending.push(b),
+                        b'\r' if spaces == 0 && self.head.is_empty() => self.pending.push(b),
+                        b => self.head.push(b),
                     }
+                    self.check_head_size();
                 }
                 State::Headers => {
                     let b = input[0];
                     input = &input[1..];
-                    self.pending.push(b);
+                    self.head.push(b);
+                    self.check_head_size();
                     if b != b'\n' {
                         if self.line.len() >= MAX_LINE {
                             self.state = State::PassThrough;
@@ -135,6 +162,10 @@ impl<S> LenientTarget<S> {
                     let line = std::mem::take(&mut self.line);
                     let line = line.strip_suffix(b"\r").unwrap_or(&line);
                     if line.is_empty() {
+                        self.release_head();
+                        if self.refusal.is_some() {
+                            return;
+                        }
                         self.state = if self.chunked_or_upgrade {
                             State::PassThrough
                         } else if self.content_length > 0 {
@@ -161,10 +192,49 @@ impl<S> LenientTarget<S> {
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for LenientTarget<S> {
+impl<S> LenientTarget<S> {
+    /// A head too long to hold goes to hyper as it is.
+    fn check_head_size(&mut self) {
+        if self.head.len() > MAX_HEAD {
+            self.pending.append(&mut self.head);
+            self.state = State::PassThrough;
+        }
+    }
+
+    /// The head is complete: hand it on if it parses, else prepare the refusal.
+    fn release_head(&mut self) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&self.head) {
+            Ok(_) => self.pending.append(&mut self.head),
+            Err(e) => {
+                let line = self.head.split(|b| *b == b'\n').next().unwrap_or_default();
+                let target = String::from_utf8_lossy(line).split(' ').nth(1).unwrap_or_default().to_owned();
+                let why = format!("malformed HTTP request: {e}");
+                tracing::info!(target, why, "HTTP request refused");
+                self.refusal = Some(((self.refuse)(&target, &why), 0));
+                self.head.clear();
+                self.pending.clear();
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LenientTarget<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
+            if let Some((answer, written)) = &mut this.refusal {
+                while *written < answer.len() {
+                    match Pin::new(&mut this.inner).poll_write(cx, &answer[*written..]) {
+                        Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                        Poll::Ready(Ok(n)) => *written += n,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                let _ = Pin::new(&mut this.inner).poll_flush(cx);
+                return Poll::Ready(Ok(())); // the end of the stream, for hyper
+            }
             if this.pending_at < this.pending.len() {
                 let n = (this.pending.len() - this.pending_at).min(buf.remaining());
                 buf.put_slice(&this.pending[this.pending_at..this.pending_at + n]);
@@ -222,8 +292,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for LenientTarget<S> {
 mod tests {
     use super::*;
 
+    fn refuse(target: &str, why: &str) -> Vec<u8> {
+        format!("REFUSED {target} {why}").into_bytes()
+    }
+
     fn through(chunks: &[&[u8]]) -> String {
-        let mut t = LenientTarget::new(());
+        let mut t = LenientTarget::new((), refuse);
         for c in chunks {
             t.transform(c);
         }
@@ -255,5 +329,15 @@ mod tests {
         assert!(through(&[chunked]).ends_with("GET /\" HTTP/1.1\r\n"), "no rewriting after a chunked body");
         let upgrade = b"GET /ws?x=\"1\" HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05\"{}\"|";
         assert_eq!(through(&[upgrade]), "GET /ws?x=%221%22 HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\u{fffd}\u{5}\"{}\"|");
+    }
+
+    #[test]
+    fn a_malformed_head_is_refused_with_the_builders_answer() {
+        let mut t = LenientTarget::new((), refuse);
+        t.transform(b"GET /vapix/call?x=1 HTTP/1.1\r\nHost a\r\n\r\n");
+        let (answer, _) = t.refusal.clone().expect("refused");
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        assert!(answer.starts_with("REFUSED /vapix/call?x=1 malformed HTTP request"), "{answer}");
+        assert!(t.pending.is_empty(), "nothing reaches hyper");
     }
 }

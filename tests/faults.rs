@@ -261,3 +261,28 @@ async fn keys_nested_thousands_deep_fault_and_the_device_stays_up() {
     }
     assert_eq!(d.request("GET", "/emulator/v1/state", None).await.status, 200, "still up");
 }
+
+/// Sends raw bytes to the device's HTTP port and reads the whole answer.
+async fn raw_http(d: &Doorsim, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(d.base.trim_start_matches("http://")).await.expect("connect");
+    stream.write_all(request).await.expect("send");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_request_the_http_parser_refuses_gets_a_fault_body() {
+    let d = Doorsim::start(&[]);
+    let json = raw_http(&d, b"POST /vapix/call HTTP/1.1\r\nHost a\r\nContent-Length: 2\r\n\r\n{}").await;
+    assert!(json.starts_with("HTTP/1.1 400"), "{json}");
+    let body = json.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let fault: serde_json::Value = serde_json::from_str(body).expect("a JSON fault");
+    assert_eq!((fault["Fault"].as_str(), fault["FaultCode"].as_str()), (Some("env:Sender"), Some("ter:InvalidArgs")));
+    let simple =
+        raw_http(&d, b"GET /vapix/call?format=simple&action=axcall:GetSIPConfiguration HTTP/1.1\r\nBad header\r\n\r\n")
+            .await;
+    assert!(simple.starts_with("HTTP/1.1 400") && simple.contains("FaultCode=\"ter:InvalidArgs\""), "{simple}");
+    assert_eq!(d.request("GET", "/emulator/v1/state", None).await.status, 200, "the device goes on");
+}

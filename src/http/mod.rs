@@ -117,6 +117,14 @@ impl server::Handler for App {
     async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
         self.answer(req, local).await
     }
+
+    /// A fault in the request's own format, as every Call service fault: simple when the
+    /// target asks for `format=simple`, JSON otherwise.
+    fn malformed(target: &str, why: &str) -> Vec<u8> {
+        let format = if target.contains("format=simple") { Format::Simple } else { Format::Json };
+        let body = format.encode(&Fault::invalid_args(why).to_value());
+        server::raw_response("400 Bad Request", format.content_type(), &body)
+    }
 }
 
 impl App {

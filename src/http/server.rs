@@ -28,6 +28,22 @@ pub trait Handler: Send + Sync + 'static {
         req: Request<Incoming>,
         local: SocketAddr,
     ) -> impl std::future::Future<Output = Response<Body>> + Send;
+
+    /// The whole HTTP response to a request head that cannot be parsed (`target` as far as it
+    /// was read): a 400 with a body saying why, unless a face has its own format.
+    fn malformed(_target: &str, why: &str) -> Vec<u8> {
+        let body = serde_json::json!({ "Error": why }).to_string();
+        raw_response("400 Bad Request", "application/json", &body)
+    }
+}
+
+/// A complete HTTP/1.1 response that closes the connection, as bytes.
+pub fn raw_response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Most connections served at once; further clients wait in the listen backlog.
@@ -61,7 +77,7 @@ pub async fn run<H: Handler>(listener: TcpListener, app: Arc<H>, shutdown: Cance
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(LenientTarget::new(stream)), service)
+                .serve_connection(TokioIo::new(LenientTarget::new(stream, H::malformed)), service)
                 .with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {
