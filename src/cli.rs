@@ -61,6 +61,11 @@ pub struct Cli {
     #[arg(global = true, long, env = "DOORSIM_MAX_CALLS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_calls: u32,
 
+    /// Keep the configuration in this file across restarts (a fleet: in this directory, one
+    /// `device-<i>.json` per device). Memory only when absent.
+    #[arg(global = true, long, env = "DOORSIM_STATE")]
+    pub state: Option<PathBuf>,
+
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
     #[arg(global = true, long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,

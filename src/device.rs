@@ -50,6 +50,8 @@ pub struct DeviceConfig {
     /// Call service requests (`{"axcall:SetSIPAccount": {...}}`) applied in order before the
     /// device serves anything.
     pub setup: Vec<Value>,
+    /// The file the configuration persists in (`--state`), or memory only.
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// Why a device did not start.
@@ -61,6 +63,9 @@ pub enum StartError {
     /// TLS material could not be loaded or made.
     #[error("TLS: {0}")]
     Tls(#[from] crate::sip::tls::TlsError),
+    /// The state file cannot be used.
+    #[error("{0}")]
+    State(#[from] crate::persist::StateError),
     /// A set-up request is not one object with one `axcall:` action.
     #[error("set-up request {0}: expected one {{\"axcall:Action\": {{...}}}} object")]
     SetupShape(usize),
@@ -86,6 +91,7 @@ impl DeviceConfig {
             tls_cert_and_key: None,
             max_calls: 16,
             setup: Vec::new(),
+            state: None,
         }
     }
 }
@@ -138,7 +144,10 @@ impl Device {
         });
 
         let tracker = TaskTracker::new();
-        let store = Arc::new(Store::new());
+        let store = Arc::new(match &config.state {
+            Some(path) => Store::open(crate::persist::StateFile::new(path))?,
+            None => Store::new(),
+        });
         let bus = Arc::new(EventBus::new());
         let engine_config = EngineConfig {
             time_scale: config.time_scale,

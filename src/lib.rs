@@ -23,6 +23,7 @@ pub mod listener;
 pub mod load;
 pub mod media;
 pub mod model;
+pub mod persist;
 pub mod profile;
 pub mod reply;
 pub mod request_target;

@@ -46,6 +46,7 @@ fn common(cli: &Cli, placement: &Placement) -> Common {
         tls_cert_and_key: cli.tls_cert.clone().zip(cli.tls_key.clone()),
         max_calls: cli.max_calls as usize,
         profile: cli.profile.clone(),
+        state_dir: cli.state.clone(),
         http_port: placement.http_port,
         rtsp_port: placement.rtsp_port,
     }
@@ -156,6 +157,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
         tls_cert_and_key: cli.tls_cert.clone().zip(cli.tls_key.clone()),
         max_calls: cli.max_calls as usize,
         setup: Vec::new(),
+        state: cli.state.clone(),
     };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,

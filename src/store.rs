@@ -5,11 +5,19 @@
 //! only a valid result replaces the state. All-or-nothing plural Set*/Remove* falls out of this
 //! shape (DESIGN.md decision 6). The state is small (at most [`MAX_OBJECTS`] of each kind), so
 //! the copy costs microseconds.
+//!
+//! With a state file ([`Store::open`], `--state`), each change is written durably before it
+//! takes effect and before the request is answered; a write that fails changes nothing.
 
 use std::sync::Mutex;
 
 use indexmap::IndexMap;
 use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::model::audio_codec::read_priority_list;
+use crate::model::Fields;
+use crate::persist::{StateError, StateFile};
 
 use crate::model::audio_codec::supported_codecs;
 use crate::model::sip_account::PEER_TO_PEER_ID;
@@ -232,6 +240,50 @@ impl DeviceState {
         Ok(())
     }
 
+    /// The state in the Get* commands' shapes, for the state file.
+    pub fn to_file(&self) -> Value {
+        let state = self;
+        json!({
+            "SIPConfiguration": state.sip_configuration,
+            "SIPAccount": state.sip_accounts.values().collect::<Vec<_>>(),
+            "DTMFEvent": state.dtmf_events.values().collect::<Vec<_>>(),
+            "DTMFTrigger": state.dtmf_triggers.values().collect::<Vec<_>>(),
+            "DTMFConfiguration": state.dtmf_configurations.values().collect::<Vec<_>>(),
+            "VMSCallConfiguration": state.vms_call_configuration,
+            "AudioCodec": state.audio_codecs,
+        })
+    }
+
+    /// The state from the Get* shapes, through the Set* readers and the store's rules: a file
+    /// passes exactly the checks a client's requests would.
+    pub fn from_file(value: &Value) -> ModelResult<DeviceState> {
+        let f = Fields::new(value, "", false)?;
+        let mut s = DeviceState {
+            sip_configuration: SipConfiguration::read(
+                &f.req_object("SIPConfiguration")?,
+                &SipConfiguration::default(),
+            )?,
+            ..DeviceState::default()
+        };
+        let list = |name: &str| -> Result<Vec<Fields<'_>>, ModelError> {
+            f.req_list(name)?.into_iter().map(|i| f.item(name, i)).collect()
+        };
+        let events = list("DTMFEvent")?.iter().map(DtmfEvent::read).collect::<Result<Vec<_>, _>>()?;
+        let triggers = list("DTMFTrigger")?.iter().map(DtmfTrigger::read).collect::<Result<Vec<_>, _>>()?;
+        let configurations =
+            list("DTMFConfiguration")?.iter().map(DtmfConfiguration::read).collect::<Result<Vec<_>, _>>()?;
+        let accounts = list("SIPAccount")?.iter().map(|a| SipAccount::read(a, None)).collect::<Result<Vec<_>, _>>()?;
+        s.set_dtmf_events(events)?;
+        s.set_dtmf_triggers(triggers)?;
+        s.set_dtmf_configurations(configurations)?;
+        s.sip_accounts.clear();
+        s.set_sip_accounts(accounts)?;
+        s.vms_call_configuration = VmsCallConfiguration::read(&f.req_object("VMSCallConfiguration")?)?;
+        s.audio_codecs = read_priority_list(&f)?;
+        s.check_invariants()?;
+        Ok(s)
+    }
+
     /// The default account (there is always exactly one).
     pub fn default_account(&self) -> Option<&SipAccount> {
         self.sip_accounts.values().find(|a| a.is_default)
@@ -275,8 +327,11 @@ impl DeviceState {
 /// the registration status the SIP user agent reports per account.
 #[derive(Debug)]
 pub struct Store {
-    /// Held only for a copy or a swap; no I/O happens under it.
+    /// Held for a copy or a swap, and with a state file also for its write, so the file always
+    /// holds the latest committed state (writes are rare and small).
     state: Mutex<DeviceState>,
+    /// Where the state persists (`--state`), if anywhere.
+    file: Option<StateFile>,
     /// Last registration result per account id; held only to read or write one entry.
     registrations: Mutex<std::collections::HashMap<String, crate::model::sip_account::Registration>>,
     /// Bumped on every registration status change.
@@ -292,6 +347,7 @@ impl Default for Store {
     fn default() -> Self {
         Self {
             state: Mutex::default(),
+            file: None,
             registrations: Mutex::default(),
             registration_revision: tokio::sync::watch::Sender::new(0),
             sip_listener_problem: Mutex::default(),
@@ -304,6 +360,22 @@ impl Store {
     /// A store with the factory-default state.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store kept in `file`: what the file holds (refused, and left untouched, when it does
+    /// not parse or breaks a rule), or the factory state, written there, when there is no file.
+    pub fn open(file: StateFile) -> Result<Self, StateError> {
+        let state = match file.load()? {
+            Some(value) => {
+                DeviceState::from_file(&value).map_err(|e| StateError::Invalid(file.display(), e.to_string()))?
+            }
+            None => {
+                let factory = DeviceState::default();
+                file.save(&factory.to_file())?;
+                factory
+            }
+        };
+        Ok(Self { state: Mutex::new(state), file: Some(file), ..Self::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DeviceState> {
@@ -329,6 +401,7 @@ impl Store {
         let mut next = guard.clone();
         let out = f(&mut next)?;
         next.check_invariants()?;
+        self.save(&next)?;
         *guard = next;
         drop(guard);
         self.revision.send_modify(|r| *r += 1);
@@ -337,9 +410,23 @@ impl Store {
 
     /// Restores the factory defaults.
     pub fn reset(&self) {
-        *self.lock() = DeviceState::default();
+        let mut guard = self.lock();
+        let factory = DeviceState::default();
+        if let Err(e) = self.save(&factory) {
+            tracing::error!(error = %e, "the state file could not be reset");
+        }
+        *guard = factory;
+        drop(guard);
         self.set_sip_listener_problem(None); // the factory state has SIP off
         self.revision.send_modify(|r| *r += 1);
+    }
+
+    /// Writes `state` to the state file, if there is one.
+    fn save(&self, state: &DeviceState) -> ModelResult<()> {
+        match &self.file {
+            Some(file) => file.save(&state.to_file()).map_err(|e| ModelError::Storage(e.to_string())),
+            None => Ok(()),
+        }
     }
 
     /// Records (or with `None` forgets) an account's registration status.
@@ -451,5 +538,22 @@ mod tests {
         assert!(matches!(&in_use, Err(ModelError::InUse(m)) if m.contains("'t1'")), "{in_use:?}");
         assert_eq!(store.snapshot(), before);
         store.update(|s| s.remove_dtmf_events(&["a".into(), "unknown".into()])).expect("unused event");
+    }
+
+    #[test]
+    fn the_state_file_shape_reads_back_equal_and_breaking_a_rule_is_refused() {
+        let factory = DeviceState::default();
+        assert_eq!(DeviceState::from_file(&factory.to_file()).expect("factory"), factory);
+        let store = Store::new();
+        store
+            .update(|s| s.set_dtmf_events(vec![DtmfEvent { id: "open".into(), name: "Open\nthe door".into() }]))
+            .expect("event");
+        store.update(|s| s.set_sip_accounts(vec![account(json!({"UserId": "6001"}))])).expect("account");
+        let configured = store.snapshot();
+        assert_eq!(DeviceState::from_file(&configured.to_file()).expect("configured"), configured);
+        let mut broken = configured.to_file();
+        broken["DTMFTrigger"] = json!([{"Id": "t", "DTMFSequence": "1", "DTMFEventId": "missing"}]);
+        assert!(DeviceState::from_file(&broken).is_err());
+        assert!(DeviceState::from_file(&json!({})).is_err());
     }
 }

@@ -481,3 +481,15 @@ async fn raw_quotation_marks_in_a_pasted_query_are_accepted() {
     assert!(text.ends_with("\n200"), "{text}");
     assert!(text.contains("SIPAccountStatus_SIPAccountId=\"peer-to-peer\""), "{text}");
 }
+
+#[tokio::test]
+async fn a_free_text_name_may_hold_a_line_break_as_the_spec_example_shows() {
+    let d = Doorsim::start_on_own_address(&[]);
+    let r = d.simple("SetDTMFEvent", "DTMFEvent_Name=\"a+string%0A\"").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let e = d.ok("GetDTMFEvents", json!({})).await["DTMFEvent"][0].clone();
+    assert_eq!(e["Name"], "a string\n");
+    // Where a value lands in a SIP header, line breaks stay refused.
+    let a = d.call("SetSIPAccount", json!({"SIPAccount": {"UserId": "6001", "CallerId": "x\r\nVia: evil"}})).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+}

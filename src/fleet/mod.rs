@@ -64,6 +64,8 @@ pub struct Common {
     pub max_calls: usize,
     /// The profile of devices the file says nothing of.
     pub profile: String,
+    /// The directory of the devices' state files (`device-<i>.json`), or memory only.
+    pub state_dir: Option<std::path::PathBuf>,
     /// HTTP port on each address.
     pub http_port: u16,
     /// RTSP port on each address.
@@ -211,6 +213,7 @@ impl Fleet {
             tls_cert_and_key: common.tls_cert_and_key.clone(),
             max_calls: common.max_calls,
             setup: plan.setup.clone(),
+            state: common.state_dir.as_ref().map(|d| d.join(format!("device-{}.json", plan.index))),
         };
         Device::start(config, shutdown).await.map_err(|e| FleetError::Start(plan.index, plan.address, e))
     }

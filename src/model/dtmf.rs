@@ -84,7 +84,7 @@ pub fn validate_sequence(seq: &str, path: &str) -> ModelResult<()> {
 impl DtmfEvent {
     /// Reads an event; `Id` may be empty.
     pub fn read(f: &Fields<'_>) -> ModelResult<Self> {
-        Ok(Self { id: read_id(f)?, name: f.req_text("Name")? })
+        Ok(Self { id: read_id(f)?, name: f.req_free_text("Name")? })
     }
 }
 
@@ -111,7 +111,7 @@ impl DtmfConfiguration {
         }
         Ok(Self {
             id: read_id(f)?,
-            name: f.req_text("Name")?,
+            name: f.req_free_text("Name")?,
             dtmf_trigger_id,
             rfc2833: f.opt_bool("RFC2833")?.unwrap_or(true),
             rfc2976: f.opt_bool("RFC2976")?.unwrap_or(true),

@@ -21,6 +21,10 @@ pub enum ModelError {
     /// ter:Failure`, the fault the spec's Remove* tables list).
     #[error("in use: {0}")]
     InUse(String),
+    /// The change could not be saved to the state file (`env:Receiver ter:Action ter:Failure`);
+    /// nothing changed.
+    #[error("not saved: {0}")]
+    Storage(String),
 }
 
 impl ModelError {

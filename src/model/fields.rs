@@ -84,6 +84,27 @@ impl<'a> Fields<'a> {
         self.raw(name).map(|v| text(v, &self.path_of(name), MAX_TEXT_LEN)).transpose()
     }
 
+    /// A mandatory free-text field (a name or description that lands in no SIP header or URI):
+    /// line breaks and tabs are allowed, as the spec's own `DTMFEvent_Name="a+string%0A"`
+    /// example shows; NUL is not. In lenient mode `null` is the empty string.
+    pub fn req_free_text(&self, name: &str) -> ModelResult<String> {
+        if self.lenient && self.is_null(name) {
+            return Ok(String::new());
+        }
+        let path = self.path_of(name);
+        let value = self.raw(name).ok_or_else(|| ModelError::Missing(path.clone()))?;
+        let Value::String(s) = value else {
+            return Err(ModelError::invalid(&path, format!("expected a string, got {}", kind(value))));
+        };
+        if s.chars().count() > MAX_TEXT_LEN {
+            return Err(ModelError::invalid(&path, format!("longer than {MAX_TEXT_LEN} characters")));
+        }
+        if s.contains('\0') {
+            return Err(ModelError::invalid(&path, "contains NUL"));
+        }
+        Ok(s.clone())
+    }
+
     /// A mandatory text field. In lenient mode an explicit `null` is the empty string, since
     /// the simple format writes `""` as `null`.
     pub fn req_text(&self, name: &str) -> ModelResult<String> {

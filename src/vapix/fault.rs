@@ -94,7 +94,7 @@ impl From<ModelError> for Fault {
             ModelError::Missing(m) => Fault::invalid_args(format!("missing {m}")),
             ModelError::Invalid(m) => Fault::invalid_arg_val(m),
             ModelError::NotFound(m) => Fault::not_found(m),
-            ModelError::InUse(m) => Fault::failure(m),
+            ModelError::InUse(m) | ModelError::Storage(m) => Fault::failure(m),
         }
     }
 }
