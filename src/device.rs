@@ -117,6 +117,9 @@ pub struct Device {
     tracker: TaskTracker,
 }
 
+/// How long [`Device::wind_down`] waits for calls to end and un-registrations to be answered.
+pub const WIND_DOWN: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// How long [`Device::stopped`] waits for the device's tasks after shutdown.
 const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -211,6 +214,12 @@ impl Device {
         });
         tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
         Ok(Device { http_addr, rtsp_addr, store, bus, serial, engine, control, tracker })
+    }
+
+    /// The first step of a graceful stop: ends every call on the wire (BYE, CANCEL, 480) and
+    /// un-registers every account (`Expires: 0`), waiting for that at most [`WIND_DOWN`].
+    pub async fn wind_down(&self) {
+        self.engine.wind_down(WIND_DOWN).await;
     }
 
     /// Waits until every task of the device has stopped (after its shutdown token was

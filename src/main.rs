@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
 use clap::Parser;
+use tokio::signal::unix::{Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +54,7 @@ fn common(cli: &Cli, placement: &Placement) -> Common {
 }
 
 async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
+    let mut signals = StopSignals::new();
     let file = match &args.fleet_file {
         Some(path) => match FleetFile::load(path) {
             Ok(f) => f,
@@ -99,7 +101,9 @@ async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
         rp = args.placement.rtsp_port,
     );
     print(&banner);
-    wait_for_stop(&shutdown).await;
+    if !stop_gracefully(&mut signals, &shutdown, fleet.wind_down()).await {
+        return ExitCode::FAILURE;
+    }
     shutdown.cancel();
     fleet.stopped().await;
     tracker.close();
@@ -112,21 +116,54 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn wait_for_stop(shutdown: &CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending().await,
+/// Ctrl-C and SIGTERM, as one stream of stop requests.
+struct StopSignals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl StopSignals {
+    fn new() -> Self {
+        let listen =
+            |kind| tokio::signal::unix::signal(kind).map_err(|e| eprintln!("doorsim: no signal handler: {e}")).ok();
+        Self { interrupt: listen(SignalKind::interrupt()), terminate: listen(SignalKind::terminate()) }
+    }
+
+    /// The next Ctrl-C or SIGTERM (pending forever without handlers).
+    async fn next(&mut self) {
+        tokio::select! {
+            () = next_of(self.interrupt.as_mut()) => {}
+            () = next_of(self.terminate.as_mut()) => {}
         }
-    };
+    }
+}
+
+/// The next delivery of `signal`, or never without a handler.
+async fn next_of(signal: Option<&mut Signal>) {
+    match signal {
+        Some(s) => drop(s.recv().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for a stop request, then winds down gracefully with `wind_down` (calls ended,
+/// accounts un-registered); a second request during that exits at once. Returns false when the
+/// stop was forced.
+async fn stop_gracefully(
+    signals: &mut StopSignals,
+    shutdown: &CancellationToken,
+    wind_down: impl std::future::Future<Output = ()>,
+) -> bool {
     tokio::select! {
-        r = tokio::signal::ctrl_c() => if let Err(e) = r { eprintln!("doorsim: signal handler failed: {e}") },
-        () = terminated => {}
+        () = signals.next() => {}
         () = shutdown.cancelled() => {}
+    }
+    tokio::select! {
+        () = wind_down => true,
+        () = signals.next() => {
+            eprintln!("doorsim: second stop request, exiting now");
+            false
+        }
     }
 }
 
@@ -137,6 +174,7 @@ fn print(text: &str) {
 }
 
 async fn run_device(cli: &Cli) -> ExitCode {
+    let mut signals = StopSignals::new();
     let profile = match Profile::load(&cli.profile) {
         Ok(p) => p,
         Err(e) => {
@@ -167,7 +205,9 @@ async fn run_device(cli: &Cli) -> ExitCode {
         }
     };
     print_banner(cli, &device);
-    wait_for_stop(&shutdown).await;
+    if !stop_gracefully(&mut signals, &shutdown, device.wind_down()).await {
+        return ExitCode::FAILURE;
+    }
     shutdown.cancel();
     device.stopped().await;
     ExitCode::SUCCESS

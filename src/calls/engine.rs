@@ -75,6 +75,9 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool);
     /// Completes once every request made before it has been carried out.
     fn flushed(&self) -> tokio::sync::oneshot::Receiver<()>;
+    /// The device is stopping: end every call on the wire and un-register; completes when that
+    /// is done.
+    fn wind_down(&self) -> tokio::sync::oneshot::Receiver<()>;
 }
 
 /// RTP packets of one call, counted by the media side and shown by the control API.
@@ -480,6 +483,14 @@ impl CallEngine {
         if reg.aggregate != CallState::Idle {
             reg.aggregate = CallState::Idle;
             self.bus.publish(state_event(CallState::Idle));
+        }
+    }
+
+    /// The device is stopping: the signalling ends every call on the wire and un-registers;
+    /// waits for that at most `within`.
+    pub async fn wind_down(&self, within: Duration) {
+        if let Some(s) = self.signalling.get() {
+            let _ = tokio::time::timeout(within, s.wind_down()).await;
         }
     }
 

@@ -218,6 +218,11 @@ impl Fleet {
         Device::start(config, shutdown).await.map_err(|e| FleetError::Start(plan.index, plan.address, e))
     }
 
+    /// Winds every device down at once (calls ended, accounts un-registered).
+    pub async fn wind_down(&self) {
+        futures_util::future::join_all(self.members.iter().map(|m| m.device.wind_down())).await;
+    }
+
     /// Waits until every device has stopped (after the shutdown token was cancelled).
     pub async fn stopped(self) {
         for m in self.members {

@@ -64,6 +64,8 @@ pub(super) struct Agent {
     pub(super) pending_calls: HashMap<String, (String, String)>,
     /// The device's tasks (RTP sessions among them).
     pub(super) tracker: TaskTracker,
+    /// Set while the device winds down: told when the last un-registration is answered.
+    pub(super) winding_down: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl<W: Wire> Wire for Arc<W> {
@@ -109,6 +111,7 @@ pub fn start(
         dialogs: HashMap::new(),
         pending_calls: HashMap::new(),
         tracker: tracker.clone(),
+        winding_down: None,
     };
     let queues = Queues { inbound: inbound_rx, commands: command_rx, connected: connected_rx, changed: changed_rx };
     tracker.spawn(agent.run(queues, shutdown));
@@ -131,9 +134,16 @@ impl Agent {
                 Some(m) = q.inbound.recv() => self.on_inbound(m),
                 Some(c) = q.commands.recv() => self.on_command(c),
                 Some(c) = q.connected.recv() => self.on_connected(c),
-                Some(()) = q.changed.recv() => self.registration(|r, ctx| r.reconcile(ctx)),
+                Some(()) = q.changed.recv() => if self.winding_down.is_none() {
+                    self.registration(|r, ctx| r.reconcile(ctx));
+                },
                 outcome = self.transactions.next_outcome() => self.on_outcome(outcome),
                 account = self.registrations.next_due() => self.registration(|r, ctx| r.due(&account, ctx)),
+            }
+            if self.winding_down.is_some() && self.registrations.all_left() {
+                if let Some(done) = self.winding_down.take() {
+                    let _ = done.send(());
+                }
             }
         }
     }
@@ -231,6 +241,15 @@ impl Agent {
             Command::Place { id, to, account } => self.place(id, to, account),
             Command::Flush(done) => {
                 let _ = done.send(());
+            }
+            Command::WindDown(done) => {
+                let ids: Vec<String> = self.dialogs.values().map(|d| d.engine_id.clone()).collect();
+                for id in ids {
+                    self.end(&id, Reason::Failed);
+                }
+                self.registration(|r, ctx| r.leave_all(ctx));
+                // An answer already here ends the wind-down at the next turn of the loop.
+                self.winding_down = Some(done);
             }
         }
     }

@@ -148,19 +148,8 @@ impl Registrations {
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
-            ctx.store.set_registration(&id, None);
-            let Some(mut e) = self.entries.remove(&id) else { continue };
-            if let Some(k) = e.timer.take() {
-                self.due.try_remove(&k);
-            }
-            // Un-register where we registered; with SIP off there is no socket left to send on.
-            if enabled && e.path.is_some() && self.leaving.len() < MAX_LEAVING {
-                e.auth_tried = false;
-                e.expires = 0;
-                if send(&mut e, None, ctx).is_ok() {
-                    self.leaving.push(e);
-                }
-            }
+            // With SIP off there is no socket left to un-register on.
+            self.leave(&id, enabled, ctx);
         }
         for (id, params) in wanted {
             if self.entries.contains_key(&id) {
@@ -180,6 +169,36 @@ impl Registrations {
             self.entries.insert(id.clone(), entry);
             self.register(&id, ctx);
         }
+    }
+
+    /// Forgets account `id`'s registration; with `unregister`, sends `Expires: 0` where it
+    /// registered (answering a challenge to it as well).
+    fn leave(&mut self, id: &str, unregister: bool, ctx: &mut Context<'_>) {
+        ctx.store.set_registration(id, None);
+        let Some(mut e) = self.entries.remove(id) else { return };
+        if let Some(k) = e.timer.take() {
+            self.due.try_remove(&k);
+        }
+        if unregister && e.path.is_some() && self.leaving.len() < MAX_LEAVING {
+            e.auth_tried = false;
+            e.expires = 0;
+            if send(&mut e, None, ctx).is_ok() {
+                self.leaving.push(e);
+            }
+        }
+    }
+
+    /// The device is stopping: un-registers every account.
+    pub fn leave_all(&mut self, ctx: &mut Context<'_>) {
+        let ids: Vec<String> = self.entries.keys().cloned().collect();
+        for id in ids {
+            self.leave(&id, true, ctx);
+        }
+    }
+
+    /// Whether no un-registration waits for its answer.
+    pub fn all_left(&self) -> bool {
+        self.leaving.is_empty()
     }
 
     /// The next account whose refresh or retry is due. Pending while none is scheduled.

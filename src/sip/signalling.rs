@@ -18,6 +18,8 @@ pub(super) enum Command {
     SendDtmf { id: String, digits: String, over_rtp: bool },
     /// Answer once every earlier command is carried out.
     Flush(tokio::sync::oneshot::Sender<()>),
+    /// The device is stopping: end the calls, un-register, answer when done.
+    WindDown(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The engine's handle on the user agent.
@@ -53,6 +55,12 @@ impl Signalling for SipUa {
 
     fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool) {
         self.queue(Command::SendDtmf { id: id.to_owned(), digits: digits.to_owned(), over_rtp });
+    }
+
+    fn wind_down(&self) -> tokio::sync::oneshot::Receiver<()> {
+        let (done, wound_down) = tokio::sync::oneshot::channel();
+        self.queue(Command::WindDown(done));
+        wound_down
     }
 
     fn flushed(&self) -> tokio::sync::oneshot::Receiver<()> {
