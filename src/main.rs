@@ -175,6 +175,11 @@ fn print(text: &str) {
 
 async fn run_device(cli: &Cli) -> ExitCode {
     let mut signals = StopSignals::new();
+    // Room for the HTTP connection limit (clients, streams, slow clients): as far as the hard
+    // limit allows.
+    if let Err(e) = rlimit::increase_nofile_limit(8192) {
+        tracing::warn!(error = %e, "could not raise the open-files limit");
+    }
     let profile = match Profile::load(&cli.profile) {
         Ok(p) => p,
         Err(e) => {

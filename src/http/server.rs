@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use crate::listener::next_connection;
+use crate::listener::next_admitted;
 use crate::reply::Body;
 use crate::request_target::LenientTarget;
 
@@ -46,8 +46,10 @@ pub fn raw_response(status: &str, content_type: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Most connections served at once; further clients wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 512;
+/// Most connections served at once. A connection beyond this is accepted and closed at once, so
+/// the listen backlog never fills: with a thousand clients trickling their headers (each held
+/// at most [`HEADER_READ_TIMEOUT`]), there is still room for the others.
+pub const MAX_CONNECTIONS: usize = 4096;
 
 /// A client must finish sending a request's headers within this time, so idle or trickling
 /// connections cannot hold the connection permits.
@@ -58,11 +60,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run<H: Handler>(listener: TcpListener, app: Arc<H>, shutdown: CancellationToken, tracker: TaskTracker) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => return,
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-        };
-        let Some((stream, peer)) = next_connection(&listener, &shutdown, "HTTP").await else {
+        let Some((stream, peer, permit)) = next_admitted(&listener, &permits, &shutdown, "HTTP").await else {
             return;
         };
         let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
