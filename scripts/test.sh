@@ -41,3 +41,5 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --quiet --all-targets -- -D warnings
 echo "== cargo test"
 cargo test
+echo "== fuzz targets, a few seconds each (they keep building; scripts/fuzz.sh runs them long)"
+scripts/fuzz.sh 5
