@@ -39,9 +39,44 @@ pub enum FileError {
     /// It could not be read.
     #[error("cannot read {0}: {1}")]
     Read(String, std::io::Error),
-    /// Its syntax or a value is wrong; the parser's message names the line.
+    /// Its syntax or a value's type is wrong; the parser's message names the line.
+    #[error("{0}")]
+    Syntax(String),
+    /// An entry is wrong: where it starts, and why.
     #[error("{0}: {1}")]
-    Invalid(String, String),
+    Entry(String, EntryError),
+    /// Two entries describe one device.
+    #[error("{0}: device {1} is described twice")]
+    Twice(String, usize),
+    /// One of the above, in the named file.
+    #[error("{0}: {1}")]
+    In(String, Box<FileError>),
+}
+
+/// Why one entry was refused.
+#[derive(Debug, Error)]
+pub enum EntryError {
+    /// Neither or both of `index` and `range`.
+    #[error("each entry needs exactly one of `index` or `range`")]
+    IndexOrRange,
+    /// A range that is not `FIRST-LAST`.
+    #[error("range {0:?} is not FIRST-LAST")]
+    Range(String),
+    /// A range that runs down or too far.
+    #[error("range {0:?} must run upward and stay below {MAX_DEVICES}")]
+    RangeBounds(String),
+    /// An address on a range.
+    #[error("`address` is for a single device (`index`), not a range")]
+    AddressOnRange,
+    /// An unknown or broken profile.
+    #[error("{0}")]
+    Profile(#[from] crate::profile::ProfileError),
+    /// A set-up request that is not one `axcall:` request.
+    #[error("setup[{0}] must be one {{\"axcall:Action\": {{...}}}} object")]
+    SetupShape(usize),
+    /// A set-up request the Call service refuses: its position, action, and fault.
+    #[error("setup[{0}] {1}: {2}")]
+    Setup(usize, String, String),
 }
 
 /// A parsed fleet file: the devices it describes, by index.
@@ -90,27 +125,27 @@ struct RawEntry {
 }
 
 impl TryFrom<RawEntry> for Entry {
-    type Error = String;
+    type Error = EntryError;
 
-    fn try_from(raw: RawEntry) -> Result<Self, String> {
+    fn try_from(raw: RawEntry) -> Result<Self, EntryError> {
         let indices = match (raw.index, &raw.range) {
             (Some(i), None) => i..=i,
             (None, Some(r)) => {
-                let (a, b) = r.split_once('-').ok_or_else(|| format!("range {r:?} is not FIRST-LAST"))?;
-                let parse = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("range {r:?} is not FIRST-LAST"));
+                let (a, b) = r.split_once('-').ok_or_else(|| EntryError::Range(r.clone()))?;
+                let parse = |s: &str| s.trim().parse::<usize>().map_err(|_| EntryError::Range(r.clone()));
                 let (a, b) = (parse(a)?, parse(b)?);
                 if a > b || b >= MAX_DEVICES {
-                    return Err(format!("range {r:?} must run upward and stay below {MAX_DEVICES}"));
+                    return Err(EntryError::RangeBounds(r.clone()));
                 }
                 a..=b
             }
-            _ => return Err("each entry needs exactly one of `index` or `range`".to_owned()),
+            _ => return Err(EntryError::IndexOrRange),
         };
         if raw.address.is_some() && indices.start() != indices.end() {
-            return Err("`address` is for a single device (`index`), not a range".to_owned());
+            return Err(EntryError::AddressOnRange);
         }
         if let Some(name) = &raw.profile {
-            Profile::load(name).map_err(|e| e.to_string())?;
+            Profile::load(name)?;
         }
         check_setup(&raw.setup, *indices.start())?;
         Ok(Entry { indices, profile: raw.profile, address: raw.address, setup: raw.setup })
@@ -133,7 +168,7 @@ pub fn instantiate(setup: &[Value], index: usize) -> Vec<Value> {
 
 /// Runs the set-up requests against a scratch device: each must be one `axcall:` request that
 /// the Call service accepts.
-fn check_setup(setup: &[Value], index: usize) -> Result<(), String> {
+fn check_setup(setup: &[Value], index: usize) -> Result<(), EntryError> {
     if setup.is_empty() {
         return Ok(());
     }
@@ -147,10 +182,10 @@ fn check_setup(setup: &[Value], index: usize) -> Result<(), String> {
             .as_object()
             .filter(|o| o.len() == 1)
             .and_then(|o| o.iter().next())
-            .ok_or_else(|| format!("setup[{i}] must be one {{\"axcall:Action\": {{...}}}} object"))?;
+            .ok_or(EntryError::SetupShape(i))?;
         service.handle(action, params, false, &ctx).map(drop).map_err(|fault| {
             let why = fault.msg.unwrap_or_else(|| fault.reason.to_owned());
-            format!("setup[{i}] {action}: {} {}: {why}", fault.fault, fault.code)
+            EntryError::Setup(i, action.clone(), format!("{} {}: {why}", fault.fault, fault.code))
         })
     });
     shutdown.cancel();
@@ -163,21 +198,21 @@ impl FleetFile {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| FileError::Read(name.clone(), e))?;
         let toml = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-        Self::parse(&text, toml).map_err(|why| FileError::Invalid(name, why))
+        Self::parse(&text, toml).map_err(|e| FileError::In(name, Box::new(e)))
     }
 
     /// Reads fleet-file text (TOML or JSON).
-    pub fn parse(text: &str, toml: bool) -> Result<FleetFile, String> {
+    pub fn parse(text: &str, toml: bool) -> Result<FleetFile, FileError> {
         let raw: RawFile = if toml {
-            toml::from_str(text).map_err(|e| e.to_string())?
+            toml::from_str(text).map_err(|e| FileError::Syntax(e.to_string()))?
         } else {
-            serde_json::from_str(text).map_err(|e| e.to_string())?
+            serde_json::from_str(text).map_err(|e| FileError::Syntax(e.to_string()))?
         };
         let lines = entry_lines(text, toml);
         let mut devices = BTreeMap::new();
         for (k, raw) in raw.devices.into_iter().enumerate() {
             let at = lines.get(k).map_or_else(|| format!("devices[{k}]"), |l| format!("line {l} (devices[{k}])"));
-            let entry = Entry::try_from(raw).map_err(|why| format!("{at}: {why}"))?;
+            let entry = Entry::try_from(raw).map_err(|e| FileError::Entry(at.clone(), e))?;
             for index in entry.indices.clone() {
                 let device = DeviceEntry {
                     profile: entry.profile.clone(),
@@ -185,7 +220,7 @@ impl FleetFile {
                     setup: instantiate(&entry.setup, index),
                 };
                 if devices.insert(index, device).is_some() {
-                    return Err(format!("{at}: device {index} is described twice"));
+                    return Err(FileError::Twice(at, index));
                 }
             }
         }
@@ -299,10 +334,12 @@ mod tests {
             ("{\"devices\": [\n{\"range\": \"0-3\", \"address\": \"127.1.0.1\"}]}", "line 2", "single device"),
         ];
         for (text, line, reason) in cases {
-            let why = FleetFile::parse(text, false).expect_err(text);
+            let why = FleetFile::parse(text, false).expect_err(text).to_string();
             assert!(why.contains(line) && why.contains(reason), "{why}");
         }
-        let why = FleetFile::parse("[[devices]]\nindex = 0\n\n[[devices]]\nrange = \"x\"\n", true).expect_err("toml");
+        let why = FleetFile::parse("[[devices]]\nindex = 0\n\n[[devices]]\nrange = \"x\"\n", true)
+            .expect_err("toml")
+            .to_string();
         assert_eq!(entry_lines("{\"x\": [1], \"devices\": [\n{\"a\": [1, 2]},\n\n {\"b\": \"],\"}\n]}", false), [2, 4]);
         assert!(why.contains("line 4") && why.contains("FIRST-LAST"), "{why}");
     }

@@ -44,6 +44,20 @@ pub struct Manage {
     devices: Vec<Managed>,
 }
 
+/// Why a press request was refused.
+#[derive(Debug, thiserror::Error)]
+enum PressError {
+    /// Not the JSON shape.
+    #[error("expected {{\"Devices\": [...]}} or {{\"Range\": \"A-B\"}}: {0}")]
+    Body(String),
+    /// A range that is not `FIRST-LAST`.
+    #[error("range {0:?} is not FIRST-LAST")]
+    Range(String),
+    /// Both ways at once.
+    #[error("give Devices or Range, not both")]
+    Both,
+}
+
 /// The devices a press names.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
@@ -101,12 +115,11 @@ impl Manage {
         json!({ "Devices": devices })
     }
 
-    fn press(&self, body: &[u8]) -> Result<Value, String> {
+    fn press(&self, body: &[u8]) -> Result<Value, PressError> {
         let press: Press = if body.iter().all(u8::is_ascii_whitespace) {
             Press::default()
         } else {
-            serde_json::from_slice(body)
-                .map_err(|e| format!("expected {{\"Devices\": [...]}} or {{\"Range\": \"A-B\"}}: {e}"))?
+            serde_json::from_slice(body).map_err(|e| PressError::Body(e.to_string()))?
         };
         let wanted: Box<dyn Fn(usize) -> bool> = match (press.devices, press.range) {
             (Some(list), None) => Box::new(move |i| list.contains(&i)),
@@ -114,11 +127,11 @@ impl Manage {
                 let (a, b) = range
                     .split_once('-')
                     .and_then(|(a, b)| Some((a.trim().parse::<usize>().ok()?, b.trim().parse::<usize>().ok()?)))
-                    .ok_or_else(|| format!("range {range:?} is not FIRST-LAST"))?;
+                    .ok_or(PressError::Range(range))?;
                 Box::new(move |i| (a..=b).contains(&i))
             }
             (None, None) => Box::new(|_| true),
-            (Some(_), Some(_)) => return Err("give Devices or Range, not both".to_owned()),
+            (Some(_), Some(_)) => return Err(PressError::Both),
         };
         let (mut pressed, mut failed) = (Vec::new(), Vec::new());
         for d in self.devices.iter().filter(|d| wanted(d.index)) {
@@ -143,7 +156,7 @@ impl Handler for Manage {
                 };
                 match self.press(&body) {
                     Ok(v) => json_response(StatusCode::OK, &v),
-                    Err(why) => json_response(StatusCode::BAD_REQUEST, &json!({ "Error": why })),
+                    Err(why) => json_response(StatusCode::BAD_REQUEST, &json!({ "Error": why.to_string() })),
                 }
             }
             (_, "/emulator/v1/fleet" | "/emulator/v1/fleet/press") => {

@@ -25,6 +25,26 @@ use crate::fleet::file::FleetFile;
 use crate::fleet::{self, Common, Fleet};
 pub use report::{CallOutcome, Summary};
 
+/// Why a load test could not run.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    /// A rate of zero or less.
+    #[error("--rate must be above 0")]
+    Rate,
+    /// No doors or no calls.
+    #[error("--doors and --calls must be at least 1")]
+    Counts,
+    /// The doors did not start.
+    #[error("{0}")]
+    Fleet(#[from] crate::fleet::FleetError),
+    /// Doors that did not register in time.
+    #[error("{0} doors did not register within {1} s")]
+    Register(usize, u64),
+    /// The report could not be written.
+    #[error("cannot write {0}: {1}")]
+    Report(String, std::io::Error),
+}
+
 /// How long registrations may take before calls start.
 const REGISTER_WAIT: Duration = Duration::from_secs(30);
 
@@ -67,12 +87,12 @@ fn door_setup(args: &LoadArgs) -> Vec<Value> {
     setup
 }
 
-async fn drive(common: &Common, args: &LoadArgs) -> Result<Summary, String> {
+async fn drive(common: &Common, args: &LoadArgs) -> Result<Summary, LoadError> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
-        return Err("--rate must be above 0".into());
+        return Err(LoadError::Rate);
     }
     if args.doors == 0 || args.calls == 0 {
-        return Err("--doors and --calls must be at least 1".into());
+        return Err(LoadError::Counts);
     }
     let recipient = if args.vms { VMS_CALL.to_owned() } else { args.target.clone().unwrap_or_default() };
     let common = Common { button_recipient: recipient, ..common.clone() };
@@ -82,9 +102,9 @@ async fn drive(common: &Common, args: &LoadArgs) -> Result<Summary, String> {
         let entry = fleet::file::DeviceEntry { setup: fleet::file::instantiate(&setup, i), ..Default::default() };
         file.devices.insert(i, entry);
     }
-    let plans = fleet::plan(0, &file, args.placement.base, &common.profile).map_err(|e| e.to_string())?;
+    let plans = fleet::plan(0, &file, args.placement.base, &common.profile)?;
     let shutdown = CancellationToken::new();
-    let fleet = Fleet::start(plans, &common, shutdown.clone()).await.map_err(|e| e.to_string())?;
+    let fleet = Fleet::start(plans, &common, shutdown.clone()).await?;
     let doors: Vec<Door> = fleet
         .members
         .iter()
@@ -106,7 +126,7 @@ async fn drive(common: &Common, args: &LoadArgs) -> Result<Summary, String> {
     let summary = Summary::of(&outcomes, args.calls);
     print!("{}", summary.table());
     if let Some(path) = &args.report {
-        report::write(path, &outcomes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        report::write(path, &outcomes).map_err(|e| LoadError::Report(path.display().to_string(), e))?;
     }
     shutdown.cancel();
     fleet.stopped().await;
@@ -114,7 +134,7 @@ async fn drive(common: &Common, args: &LoadArgs) -> Result<Summary, String> {
 }
 
 /// Waits until every door's account is registered (status 200).
-async fn wait_registered(fleet: &Fleet) -> Result<(), String> {
+async fn wait_registered(fleet: &Fleet) -> Result<(), LoadError> {
     let deadline = Instant::now() + REGISTER_WAIT;
     let mut changes: Vec<_> = fleet.members.iter().map(|m| m.device.store.registration_changes()).collect();
     loop {
@@ -127,7 +147,7 @@ async fn wait_registered(fleet: &Fleet) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(format!("{missing} doors did not register within {}s", REGISTER_WAIT.as_secs()));
+            return Err(LoadError::Register(missing, REGISTER_WAIT.as_secs()));
         }
         let any_change = futures_util::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
         let _ = tokio::time::timeout(Duration::from_millis(500), any_change).await;
