@@ -252,10 +252,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LenientTarget<S> {
             let mut read = ReadBuf::new(&mut raw);
             match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())), // end of stream
-                Poll::Ready(Ok(())) => {
-                    let filled = read.filled().to_vec();
-                    this.transform(&filled);
-                }
+                Poll::Ready(Ok(())) => this.transform(read.filled()),
                 other => return other,
             }
         }

@@ -69,21 +69,6 @@ async fn call(http: &str, body: serde_json::Value) -> serde_json::Value {
     r.json().await.unwrap_or_default()
 }
 
-/// Whether kamailio (tests/kamailio/fleet.cfg) holds `user` in its location table.
-async fn registered(registrar: u16, user: &str) -> bool {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("socket");
-    let me = socket.local_addr().expect("addr").port();
-    let options = format!(
-        "OPTIONS sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKstop{me}\r\n\
-         From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: stop-{me}\r\nCSeq: 1 OPTIONS\r\n\
-         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-    );
-    socket.send_to(options.as_bytes(), ("127.0.0.1", registrar)).await.expect("send");
-    let mut buf = [0u8; 2048];
-    let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await.expect("answer").expect("recv");
-    buf[..n].starts_with(b"SIP/2.0 200")
-}
-
 #[tokio::test]
 async fn sigterm_hangs_up_unregisters_and_exits() {
     let registrar = free_port();
@@ -99,7 +84,7 @@ async fn sigterm_hangs_up_unregisters_and_exits() {
     .await;
     let mut up = false;
     for _ in 0..100 {
-        if registered(registrar, "stopper").await {
+        if common::kamailio::holds(registrar, "stopper").await {
             up = true;
             break;
         }
@@ -135,7 +120,7 @@ async fn sigterm_hangs_up_unregisters_and_exits() {
     assert!(got_bye, "the call was hung up");
     let status = child.exit().await.expect("it exits");
     assert!(status.success(), "a graceful stop exits 0: {status}");
-    assert!(!registered(registrar, "stopper").await, "un-registered: kamailio no longer holds it");
+    assert!(!common::kamailio::holds(registrar, "stopper").await, "un-registered: kamailio no longer holds it");
 }
 
 #[tokio::test]

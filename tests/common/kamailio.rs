@@ -43,3 +43,19 @@ impl Kamailio {
         Kamailio(child)
     }
 }
+
+/// Whether kamailio running `tests/kamailio/fleet.cfg` on UDP `port` holds `user` in its
+/// location table (its OPTIONS answer is 200 then, 404 otherwise).
+pub(crate) async fn holds(port: u16, user: &str) -> bool {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    let me = socket.local_addr().expect("addr").port();
+    let options = format!(
+        "OPTIONS sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bKholds{me}\r\n\
+         From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: holds-{me}-{user}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(options.as_bytes(), ("127.0.0.1", port)).await.expect("send");
+    let mut buf = [0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await.expect("answer").expect("recv");
+    buf[..n].starts_with(b"SIP/2.0 200")
+}
