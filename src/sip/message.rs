@@ -159,10 +159,11 @@ pub fn frame(buf: &[u8]) -> Result<Framing, SipError> {
             }
         }
     }
-    let total = head_end + 4 + length.unwrap_or(0);
-    if total > MAX_MESSAGE {
+    // A Content-Length near usize::MAX from a peer must not wrap the sum (fuzzing found it).
+    let total = (head_end + 4).checked_add(length.unwrap_or(0)).filter(|t| *t <= MAX_MESSAGE);
+    let Some(total) = total else {
         return Err(bad("message too long"));
-    }
+    };
     Ok(if buf.len() >= total { Framing::Message(total) } else { Framing::Incomplete })
 }
 
@@ -462,5 +463,12 @@ mod tests {
             assert!(SipMessage::parse(raw).is_err(), "{why}");
         }
         assert!(matches!(SipMessage::parse(b"OPTIONS sip:a SIP/7.0\r\n\r\n"), Err(SipError::VersionNotSupported(_))));
+    }
+
+    #[test]
+    fn a_content_length_near_the_top_of_usize_is_refused_not_wrapped() {
+        // The fuzz finding (fuzz/artifacts/sip_message/crash-dae8e66d...): the sum overflowed.
+        let framed = frame(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\n");
+        assert!(matches!(framed, Err(SipError::BadRequest(_))), "{framed:?}");
     }
 }
