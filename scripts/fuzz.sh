@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Runs every fuzz target (fuzz/fuzz_targets/) for SECONDS each (default 600, ten minutes), with
+# Usage: scripts/fuzz.sh [SECONDS [TARGET...]]
+# Runs every fuzz target (fuzz/fuzz_targets/), or the TARGETs named, for SECONDS each (default
+# 600, ten minutes), with
 # seed corpora from the project's fixtures and, when it is beside the checkout,
 # ../shared/corpus. Needs the nightly toolchain and cargo-fuzz (installed here when missing).
 # Findings land in fuzz/artifacts/<target>/; a crash makes this script fail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-600}"
+shift || true
 if ! cargo +nightly --version >/dev/null 2>&1; then
     echo "== fuzz: no nightly toolchain here, skipping (cargo fuzz needs it)"
     exit 0
@@ -26,7 +29,9 @@ seed sip_message "$shared"/rfc4475-torture/*.dat
 seed json_command fixtures/vapix/*.json
 seed state_file fixtures/vapix/*.json
 mkdir -p fuzz/logs
-for target in $(cargo fuzz list --fuzz-dir fuzz); do
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
+for target in "${targets[@]}"; do
     echo "== fuzz $target for ${seconds}s"
     mkdir -p "$corpus/$target"
     log="fuzz/logs/$target.log"

@@ -2,9 +2,12 @@
 //! an installer sets up on the device. Bindings come from the profile (`DtmfActions`) and the
 //! control API. A DTMF match reaches [`DoorActions`] directly ([`TriggerSink`]), never through
 //! the lossy event bus; each output has one hold timer, which a new trigger extends.
+//!
+//! With a state file ([`DoorActions::keep_in`]), the bindings persist in its `DTMFActions`
+//! section, in place of the profile's.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -14,10 +17,17 @@ use tokio_util::task::TaskTracker;
 
 use crate::dtmf::TriggerSink;
 use crate::io::IoPorts;
+use crate::persist::{StateError, StateFile};
 use crate::profile::{DtmfAction, PortDirection};
 
 /// Most bindings at once.
 const MAX_BINDINGS: usize = 100;
+
+/// Longest DTMF event id of a binding (as the Call service's ids).
+const MAX_EVENT_ID: usize = 128;
+
+/// The state file section of the bindings.
+const SECTION: &str = "DTMFActions";
 
 /// Why a binding was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -34,6 +44,27 @@ pub enum BindError {
     /// Too many bindings.
     #[error("at most {MAX_BINDINGS} bindings")]
     TooMany,
+    /// The DTMF event id is empty or too long.
+    #[error("DTMFEventId must be 1 to {MAX_EVENT_ID} characters")]
+    EventId,
+    /// A state file's section does not hold bindings.
+    #[error("{SECTION}: {0}")]
+    Section(String),
+    /// The binding could not be written to the state file (nothing changed).
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// The bindings of a state file's `DTMFActions` section, or `None` when it has none; each is
+/// checked as [`DoorActions::bind`] checks it when the device has its ports.
+pub fn read_bindings(document: &serde_json::Value) -> Result<Option<Vec<DtmfAction>>, BindError> {
+    let Some(section) = document.get(SECTION) else { return Ok(None) };
+    let bindings: Vec<DtmfAction> =
+        serde_json::from_value(section.clone()).map_err(|e| BindError::Section(e.to_string()))?;
+    if bindings.len() > MAX_BINDINGS {
+        return Err(BindError::TooMany);
+    }
+    Ok(Some(bindings))
 }
 
 /// The bindings of one device and the outputs they hold open.
@@ -50,6 +81,8 @@ pub struct DoorActions {
     tracker: TaskTracker,
     /// The profile's bindings, for a reset.
     initial: Vec<DtmfAction>,
+    /// Where the bindings persist (`--state`), if anywhere.
+    file: OnceLock<Arc<StateFile>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -73,6 +106,7 @@ impl DoorActions {
             shutdown,
             tracker,
             initial: Vec::new(),
+            file: OnceLock::new(),
         };
         for a in initial {
             if let Err(e) = actions.bind(a.clone()) {
@@ -83,8 +117,23 @@ impl DoorActions {
         Arc::new(actions)
     }
 
-    /// Adds or replaces the binding of an event. The port must be an output.
-    pub fn bind(&self, action: DtmfAction) -> Result<(), BindError> {
+    /// Keeps the bindings in `file` from now on, restoring what its `DTMFActions` section holds
+    /// (refused when a binding breaks a rule); without that section the profile's stay.
+    pub fn keep_in(&self, file: Arc<StateFile>) -> Result<(), StateError> {
+        if let Some(bindings) = read_bindings(&file.document()).map_err(|e| file.refused(e))? {
+            let mut map = HashMap::new();
+            for b in bindings {
+                self.check(&b).map_err(|e| file.refused(format!("{SECTION} '{}': {e}", b.dtmf_event_id)))?;
+                map.insert(b.dtmf_event_id.clone(), b);
+            }
+            *lock(&self.bindings) = map;
+        }
+        let _ = self.file.set(file);
+        Ok(())
+    }
+
+    /// Whether `action` may be bound on this device: an output port, a bounded hold and id.
+    fn check(&self, action: &DtmfAction) -> Result<(), BindError> {
         match self.io.port(action.port) {
             Some(p) if p.direction == PortDirection::Output => {}
             Some(_) => return Err(BindError::Input(action.port)),
@@ -93,20 +142,39 @@ impl DoorActions {
         if !(action.seconds.is_finite() && (0.05..=3600.0).contains(&action.seconds)) {
             return Err(BindError::Seconds);
         }
+        if action.dtmf_event_id.is_empty() || action.dtmf_event_id.chars().count() > MAX_EVENT_ID {
+            return Err(BindError::EventId);
+        }
+        Ok(())
+    }
+
+    /// Adds or replaces the binding of an event. The port must be an output. With a state file
+    /// the binding is written there before it takes effect.
+    pub fn bind(&self, action: DtmfAction) -> Result<(), BindError> {
+        self.check(&action)?;
         let mut map = lock(&self.bindings);
         if map.len() >= MAX_BINDINGS && !map.contains_key(&action.dtmf_event_id) {
             return Err(BindError::TooMany);
         }
-        map.insert(action.dtmf_event_id.clone(), action);
+        let mut next = map.clone();
+        next.insert(action.dtmf_event_id.clone(), action);
+        if let Some(file) = self.file.get() {
+            save(file, &next)?;
+        }
+        *map = next;
         Ok(())
     }
 
-    /// Back to the profile's bindings; held outputs are released by the port reset.
+    /// Back to the profile's bindings (in the state file too); held outputs are released by
+    /// the port reset.
     pub fn reset(&self) {
         let mut map = lock(&self.bindings);
         map.clear();
         map.extend(self.initial.iter().map(|a| (a.dtmf_event_id.clone(), a.clone())));
         lock(&self.held_until).clear();
+        if let Some(Err(e)) = self.file.get().map(|file| save(file, &map)) {
+            tracing::error!(error = %e, "the door actions could not be reset in the state file");
+        }
     }
 
     /// Every binding.
@@ -139,6 +207,15 @@ impl DoorActions {
             let _ = this.io.set_active(port, false, true);
         });
     }
+}
+
+/// Writes `bindings` as the `DTMFActions` section of `file`, ordered by event id.
+fn save(file: &StateFile, bindings: &HashMap<String, DtmfAction>) -> Result<(), BindError> {
+    let mut list: Vec<&DtmfAction> = bindings.values().collect();
+    list.sort_by(|a, b| a.dtmf_event_id.cmp(&b.dtmf_event_id));
+    let section = serde_json::to_value(list).unwrap_or(serde_json::Value::Null);
+    file.save(serde_json::Map::from_iter([(SECTION.to_owned(), section)]))
+        .map_err(|e| BindError::Storage(e.to_string()))
 }
 
 /// The sink the SIP side hands DTMF matches to: the [`DoorActions`] of the device.

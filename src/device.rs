@@ -147,11 +147,29 @@ impl Device {
         });
 
         let tracker = TaskTracker::new();
-        let store = Arc::new(match &config.state {
-            Some(path) => Store::open(crate::persist::StateFile::new(path))?,
+        let state_file = match &config.state {
+            Some(path) => Some(Arc::new(crate::persist::StateFile::open(path)?)),
+            None => None,
+        };
+        let store = Arc::new(match &state_file {
+            Some(file) => Store::open(file.clone())?,
             None => Store::new(),
         });
         let bus = Arc::new(EventBus::new());
+        let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
+        if let Some(file) = &state_file {
+            io.keep_in(file.clone())?;
+        }
+        let actions = DoorActions::new(
+            io.clone(),
+            config.time_scale,
+            &config.profile.dtmf_actions,
+            shutdown.clone(),
+            tracker.clone(),
+        );
+        if let Some(file) = &state_file {
+            actions.keep_in(file.clone())?;
+        }
         let engine_config = EngineConfig {
             time_scale: config.time_scale,
             device_host: device_host.clone(),
@@ -163,20 +181,12 @@ impl Device {
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
         let call_service = CallService::new(store.clone(), engine.clone());
         apply_setup(&call_service, &config.setup, &device_host)?;
-        let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
         let sip_bind = config.sip_addr.unwrap_or_else(|| http_addr.ip());
         let sip_address = if sip_bind.is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { sip_bind };
         let tls = Tls::new(
             config.tls_cert_and_key.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
             vec![sip_address.to_string(), "doorsim".to_owned()],
         )?;
-        let actions = DoorActions::new(
-            io.clone(),
-            config.time_scale,
-            &config.profile.dtmf_actions,
-            shutdown.clone(),
-            tracker.clone(),
-        );
         let ua_config = UaConfig {
             bind: sip_bind,
             address: sip_address,

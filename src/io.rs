@@ -4,14 +4,26 @@
 //! change is published as `tns1:Device/tnsaxis:IO/Port` (source `port`, data `state` 0/1) or
 //! `tns1:Device/tnsaxis:IO/VirtualInput` (source `port`, data `active` 0/1); the current values
 //! are property events, so new subscribers see them first.
+//!
+//! With a state file ([`IoPorts::keep_in`]), each port's settings (name, usage, normal state)
+//! persist in its `IOPorts` section; states do not: after a restart every port is at its normal
+//! state, as on a device after power-up.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use thiserror::Error;
 
 use crate::events::{topics, Event, EventBus};
+use crate::persist::{StateError, StateFile};
 use crate::profile::{PortDirection, PortSpec};
+
+/// Longest port name or usage text, in characters.
+pub const MAX_PORT_TEXT: usize = 256;
+
+/// The state file section of the port settings.
+const SECTION: &str = "IOPorts";
 
 /// Virtual inputs, numbered 1..=32 as VAPIX does.
 pub const VIRTUAL_INPUTS: usize = 32;
@@ -28,6 +40,9 @@ pub enum IoError {
     /// A value is not allowed.
     #[error("{0}")]
     Invalid(String),
+    /// The change could not be written to the state file (nothing changed).
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// One port's configuration and state.
@@ -58,6 +73,47 @@ impl Port {
     }
 }
 
+/// One port's settings as the state file keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct PortSettings {
+    /// Index from 0.
+    pub port: usize,
+    /// Name.
+    pub name: String,
+    /// Usage text.
+    pub usage: String,
+    /// `open` or `closed`.
+    pub normal_state: String,
+}
+
+/// The port settings of a state file's `IOPorts` section (absent: none), checked against a
+/// device with `ports` ports: every index exists once, texts are bounded, states are valid.
+pub fn read_port_settings(document: &Value, ports: usize) -> Result<Vec<PortSettings>, IoError> {
+    let Some(section) = document.get(SECTION) else { return Ok(Vec::new()) };
+    let settings: Vec<PortSettings> =
+        serde_json::from_value(section.clone()).map_err(|e| IoError::Invalid(format!("{SECTION}: {e}")))?;
+    let mut seen = vec![false; ports];
+    for s in &settings {
+        match seen.get_mut(s.port) {
+            Some(true) => return Err(IoError::Invalid(format!("{SECTION}: port {} appears twice", s.port))),
+            Some(seen) => *seen = true,
+            None => return Err(IoError::Invalid(format!("{SECTION}: the profile has no port {}", s.port))),
+        }
+        check_text(&s.name)?;
+        check_text(&s.usage)?;
+        open_or_closed(&s.normal_state)?;
+    }
+    Ok(settings)
+}
+
+fn check_text(text: &str) -> Result<(), IoError> {
+    if text.chars().count() > MAX_PORT_TEXT {
+        return Err(IoError::Invalid(format!("port names and usage texts are at most {MAX_PORT_TEXT} characters")));
+    }
+    Ok(())
+}
+
 /// Changes one port accepts (portmanagement `setPorts`).
 #[derive(Debug, Clone, Default)]
 pub struct PortChange {
@@ -85,6 +141,8 @@ pub struct IoPorts {
     bus: Arc<EventBus>,
     /// The profile's ports, for a reset.
     specs: Vec<PortSpec>,
+    /// Where the port settings persist (`--state`), if anywhere.
+    file: OnceLock<Arc<StateFile>>,
 }
 
 fn open_or_closed(value: &str) -> Result<&'static str, IoError> {
@@ -117,6 +175,31 @@ impl IoPorts {
             state: Mutex::new(IoState { ports, virtual_inputs: [false; VIRTUAL_INPUTS] }),
             bus,
             specs: specs.to_vec(),
+            file: OnceLock::new(),
+        }
+    }
+
+    /// Keeps the port settings in `file` from now on, restoring what its `IOPorts` section
+    /// holds (refused when it breaks a rule); ports it does not list keep the profile's.
+    pub fn keep_in(&self, file: Arc<StateFile>) -> Result<(), StateError> {
+        let settings = read_port_settings(&file.document(), self.specs.len()).map_err(|e| file.refused(e))?;
+        let mut state = self.lock();
+        for s in settings {
+            let Some(port) = state.ports.get_mut(s.port) else { continue }; // checked above
+            port.name = s.name;
+            port.usage = s.usage;
+            port.normal_state = open_or_closed(&s.normal_state).map_err(|e| file.refused(e))?;
+        }
+        drop(state);
+        let _ = self.file.set(file);
+        Ok(())
+    }
+
+    /// Writes the port settings `ports` to the state file, if there is one.
+    fn persist(&self, ports: &[Port]) -> Result<(), IoError> {
+        match self.file.get() {
+            Some(file) => save(file, ports),
+            None => Ok(()),
         }
     }
 
@@ -132,6 +215,9 @@ impl IoPorts {
                 port.active = false;
                 self.bus.publish(port_event(port.index, false));
             }
+        }
+        if let Err(e) = self.persist(&state.ports) {
+            tracing::error!(error = %e, "the port settings could not be reset in the state file");
         }
         for (i, input) in state.virtual_inputs.iter_mut().enumerate() {
             if *input {
@@ -180,9 +266,11 @@ impl IoPorts {
         for (index, c) in changes {
             let port = next.get_mut(*index).ok_or_else(|| IoError::NoSuchPort(index.to_string()))?;
             if let Some(name) = &c.name {
+                check_text(name)?;
                 port.name = name.clone();
             }
             if let Some(usage) = &c.usage {
+                check_text(usage)?;
                 port.usage = usage.clone();
             }
             if let Some(normal) = &c.normal_state {
@@ -198,6 +286,13 @@ impl IoPorts {
                     events.push(port_event(*index, active));
                 }
             }
+        }
+        let settings_changed = next
+            .iter()
+            .zip(&state.ports)
+            .any(|(n, p)| (&n.name, &n.usage, n.normal_state) != (&p.name, &p.usage, p.normal_state));
+        if settings_changed {
+            self.persist(&next)?;
         }
         state.ports = next;
         events.into_iter().for_each(|e| self.bus.publish(e));
@@ -218,6 +313,21 @@ impl IoPorts {
         }
         Ok(changed)
     }
+}
+
+/// Writes the settings of `ports` as the `IOPorts` section of `file`.
+fn save(file: &StateFile, ports: &[Port]) -> Result<(), IoError> {
+    let settings: Vec<PortSettings> = ports
+        .iter()
+        .map(|p| PortSettings {
+            port: p.index,
+            name: p.name.clone(),
+            usage: p.usage.clone(),
+            normal_state: p.normal_state.to_owned(),
+        })
+        .collect();
+    let section = serde_json::to_value(settings).unwrap_or(Value::Null);
+    file.save(serde_json::Map::from_iter([(SECTION.to_owned(), section)])).map_err(|e| IoError::Storage(e.to_string()))
 }
 
 fn port_event(index: usize, active: bool) -> Event {

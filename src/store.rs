@@ -9,7 +9,7 @@
 //! With a state file ([`Store::open`], `--state`), each change is written durably before it
 //! takes effect and before the request is answered; a write that fails changes nothing.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::model::audio_codec::read_priority_list;
 use crate::model::Fields;
-use crate::persist::{StateError, StateFile};
+use crate::persist::{sections, StateError, StateFile};
 
 use crate::model::audio_codec::supported_codecs;
 use crate::model::sip_account::PEER_TO_PEER_ID;
@@ -331,7 +331,7 @@ pub struct Store {
     /// holds the latest committed state (writes are rare and small).
     state: Mutex<DeviceState>,
     /// Where the state persists (`--state`), if anywhere.
-    file: Option<StateFile>,
+    file: Option<Arc<StateFile>>,
     /// Last registration result per account id; held only to read or write one entry.
     registrations: Mutex<std::collections::HashMap<String, crate::model::sip_account::Registration>>,
     /// Bumped on every registration status change.
@@ -364,16 +364,13 @@ impl Store {
 
     /// A store kept in `file`: what the file holds (refused, and left untouched, when it does
     /// not parse or breaks a rule), or the factory state, written there, when there is no file.
-    pub fn open(file: StateFile) -> Result<Self, StateError> {
-        let state = match file.load()? {
-            Some(value) => {
-                DeviceState::from_file(&value).map_err(|e| StateError::Invalid(file.display(), e.to_string()))?
-            }
-            None => {
-                let factory = DeviceState::default();
-                file.save(&factory.to_file())?;
-                factory
-            }
+    pub fn open(file: Arc<StateFile>) -> Result<Self, StateError> {
+        let state = if file.is_fresh() {
+            let factory = DeviceState::default();
+            file.save(sections(factory.to_file()))?;
+            factory
+        } else {
+            DeviceState::from_file(&file.document()).map_err(|e| file.refused(e))?
         };
         Ok(Self { state: Mutex::new(state), file: Some(file), ..Self::default() })
     }
@@ -424,7 +421,7 @@ impl Store {
     /// Writes `state` to the state file, if there is one.
     fn save(&self, state: &DeviceState) -> ModelResult<()> {
         match &self.file {
-            Some(file) => file.save(&state.to_file()).map_err(|e| ModelError::Storage(e.to_string())),
+            Some(file) => file.save(sections(state.to_file())).map_err(|e| ModelError::Storage(e.to_string())),
             None => Ok(()),
         }
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::actions::DoorActions;
+use crate::actions::{BindError, DoorActions};
 use crate::calls::{CallEngine, CallError};
 use crate::events::EventBus;
 use crate::io::IoPorts;
@@ -98,7 +98,10 @@ impl Control {
             ["dtmf-actions"] => allow(Method::POST).and_then(|()| {
                 let action: DtmfAction =
                     serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
-                self.actions.bind(action).map(|()| json!({})).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+                self.actions.bind(action).map(|()| json!({})).map_err(|e| match e {
+                    BindError::Storage(why) => (StatusCode::INTERNAL_SERVER_ERROR, why),
+                    other => (StatusCode::BAD_REQUEST, other.to_string()),
+                })
             }),
             ["calls", id, action @ ("answer" | "reject")] => allow(Method::POST).and_then(|()| {
                 let result = if *action == "answer" { self.engine.answer(id) } else { self.engine.reject(id) };

@@ -13,7 +13,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::json_api::{answer, ApiError, INVALID_PARAMETER, METHOD_NOT_SUPPORTED};
+use super::json_api::{answer, ApiError, INTERNAL_ERROR, INVALID_PARAMETER, METHOD_NOT_SUPPORTED};
 use crate::events::{topics, EventBus};
 use crate::io::{IoError, IoPorts, PortChange};
 use crate::profile::PortDirection;
@@ -62,7 +62,10 @@ fn set_ports(params: &Map<String, Value>, io: &IoPorts) -> Result<(), ApiError> 
             },
         ));
     }
-    io.change(&changes).map_err(|e| invalid(e.to_string()))
+    io.change(&changes).map_err(|e| match e {
+        IoError::Storage(why) => ApiError::new(INTERNAL_ERROR, why),
+        other => invalid(other.to_string()),
+    })
 }
 
 /// The 1-based port number of `port.cgi` as a 0-based index.

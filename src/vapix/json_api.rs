@@ -29,6 +29,8 @@ pub const JSON_INPUT_ERROR: u16 = 4002;
 pub const METHOD_NOT_SUPPORTED: u16 = 2002;
 /// `2100`/`4000`-style invalid parameter.
 pub const INVALID_PARAMETER: u16 = 2003;
+/// `1100`: the device failed (a change that could not be stored).
+pub const INTERNAL_ERROR: u16 = 1100;
 
 /// Decodes the request body, runs `handler(method, params)` and wraps its answer.
 pub fn answer(
