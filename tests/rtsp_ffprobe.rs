@@ -59,7 +59,12 @@ async fn ffprobe_reads_the_event_stream_over_tcp_interleaved() {
             .output()
             .expect("ffprobe (Debian package ffmpeg) must be installed")
     });
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Press once ffprobe is subscribed (it has played the stream), not after a guessed time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while d.state().await["Events"]["Subscribers"] == 0 {
+        assert!(std::time::Instant::now() < deadline, "ffprobe never played the event stream");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let press = d.request("POST", "/emulator/v1/button/press", None).await;
     assert_eq!(press.status, 200, "{}", press.body);
     // FFmpeg's RTP reader holds the latest packet until the next one arrives: press once more.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::Doorsim;
-use serde_json::{json, Value};
+use serde_json::json;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -127,13 +127,8 @@ fn write_tone(path: &std::path::Path) {
 async fn device_facing(phone: &Softphone, args: &[&str]) -> Doorsim {
     let d = Doorsim::start_at(&format!("{}:0", phone.host), &format!("{}:0", phone.host), args);
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"SIPEnabled": true, "AllowIncomingCalls": true}})).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(common::answers_options(&phone.host, 5060).await, "SIP never came up");
     d
-}
-
-fn assert_audio_both_ways(media: &Value) {
-    assert!(media["RtpSent"].as_u64() > Some(20), "device sent: {media}");
-    assert!(media["RtpReceived"].as_u64() > Some(20), "device received: {media}");
 }
 
 #[tokio::test]
@@ -147,9 +142,7 @@ async fn baresip_calls_the_device_with_audio_both_ways() {
         (call["Direction"].as_str(), call["CallStateReason"].as_str()),
         (Some("Incoming"), Some("AcceptedByDevice"))
     );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, media) = d.call_in("Active").await;
-    assert_audio_both_ways(&media);
+    d.call_with_media(20).await; // audio both ways
     phone.command("hangup", "");
     let (ended, _) = d.call_in("Terminated").await;
     assert_eq!(ended["CallStateReason"], "Terminated");
@@ -165,9 +158,7 @@ async fn the_device_calls_baresip_with_audio_both_ways() {
         .to_owned();
     let (call, _) = d.call_in("Active").await;
     assert_eq!(call["CallStateReason"], "AcceptedByRemote");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (_, media) = d.call_in("Active").await;
-    assert_audio_both_ways(&media);
+    d.call_with_media(20).await; // audio both ways
     d.ok("TerminateCall", json!({"CallId": id})).await;
     d.call_in("Terminated").await;
 }
@@ -179,8 +170,7 @@ async fn baresip_keys_a_code_over_rtp_and_the_dtmf_event_arrives_on_the_websocke
     d.configure_dtmf("1234", true, true).await;
     let mut ws = d.events(&["tnsaxis:Call/DTMF"]).await;
     phone.command("dial", &format!("sip:door@{}:5060", phone.host));
-    let (call, _) = d.call_in("Active").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (call, _) = d.call_with_media(5).await; // baresip's media is up
     for digit in ["1", "2", "3", "4"] {
         phone.command("sndcode", digit);
         tokio::time::sleep(Duration::from_millis(300)).await;

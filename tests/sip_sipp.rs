@@ -69,14 +69,7 @@ async fn reasons(d: &Doorsim) -> Vec<String> {
 
 /// Waits until a call is in `state`; returns its status.
 async fn wait_for_call(d: &Doorsim, state: &str) -> Value {
-    for _ in 0..100 {
-        let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
-        if let Some(c) = calls.as_array().and_then(|a| a.iter().find(|c| c["CallState"] == state)) {
-            return c.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no call became {state}");
+    d.call_in(state).await.0
 }
 
 #[tokio::test]
@@ -189,8 +182,10 @@ async fn rfc4475_torture_messages_never_silence_the_device() {
 }
 
 /// Starts a sipp callee on a free port with `how`; returns its port and the running task.
-fn callee(how: Vec<String>) -> (u16, tokio::task::JoinHandle<(bool, String)>) {
+/// Returns once sipp listens (over TCP when `how` has `-t t1`).
+async fn callee(how: Vec<String>) -> (u16, tokio::task::JoinHandle<(bool, String)>) {
     let port = free_port();
+    let tcp = how.windows(2).any(|w| w[0] == "-t" && w[1] == "t1");
     let task = tokio::spawn(async move {
         let mut args =
             vec!["-i".to_owned(), "127.0.0.1".into(), "-p".into(), port.to_string(), "-m".into(), "1".into()];
@@ -206,12 +201,21 @@ fn callee(how: Vec<String>) -> (u16, tokio::task::JoinHandle<(bool, String)>) {
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
         )
     });
+    common::wait_listening(port, tcp).await;
     (port, task)
+}
+
+/// Waits (up to 20 s) until call `id` has ended.
+async fn wait_terminated(d: &Doorsim, id: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"]["CallState"] != "Terminated" {
+        assert!(std::time::Instant::now() < deadline, "call {id} never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Places a call to `uri` and returns its id.
 async fn call(d: &Doorsim, uri: &str) -> String {
-    tokio::time::sleep(Duration::from_millis(300)).await; // let the callee bind
     d.ok("Call", json!({ "To": uri })).await["CallId"].as_str().expect("CallId").to_owned()
 }
 
@@ -224,7 +228,7 @@ async fn outgoing_calls_answered_then_ended_by_the_device_over_udp_and_tcp() {
             json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "Transport": transport}}),
         )
         .await;
-        let (port, task) = callee(vec!["-sn".into(), "uas".into(), "-t".into(), sipp_transport.into()]);
+        let (port, task) = callee(vec!["-sn".into(), "uas".into(), "-t".into(), sipp_transport.into()]).await;
         let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
         let active = {
             let mut s = Value::Null;
@@ -265,11 +269,11 @@ async fn outgoing_call_failures_map_to_busy_and_failed() {
     for (status, reason) in [("486", "Busy"), ("600", "Busy"), ("603", "Failed"), ("404", "Failed")] {
         let file = dir.join(format!("uas_{status}.xml"));
         std::fs::write(&file, template.replace("[$status]", status)).expect("write");
-        let (port, task) = callee(vec!["-sf".into(), file.to_string_lossy().into_owned()]);
+        let (port, task) = callee(vec!["-sf".into(), file.to_string_lossy().into_owned()]).await;
         let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
         let (ok, out) = task.await.expect("sipp task");
         assert!(ok, "{status}: {out}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_terminated(&d, &id).await;
         let s = d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"].clone();
         assert_eq!(
             (s["CallState"].as_str(), s["CallStateReason"].as_str()),
@@ -283,7 +287,7 @@ async fn outgoing_call_failures_map_to_busy_and_failed() {
 #[tokio::test]
 async fn an_unanswered_outgoing_call_is_cancelled_with_no_answer_or_by_terminate_call() {
     let (d, _) = sip_device(&[], json!({"CallingTimeout": 1})).await;
-    let (port, task) = callee(vec!["-sf".into(), scenario("uas_no_answer.xml")]);
+    let (port, task) = callee(vec!["-sf".into(), scenario("uas_no_answer.xml")]).await;
     let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
     let (ok, out) = task.await.expect("sipp task");
     assert!(ok, "CallingTimeout: {out}");
@@ -291,7 +295,7 @@ async fn an_unanswered_outgoing_call_is_cancelled_with_no_answer_or_by_terminate
     assert_eq!(s["CallStateReason"], "NoAnswer");
 
     d.ok("SetSIPConfiguration", json!({"SIPConfiguration": {"CallingTimeout": 60}})).await;
-    let (port, task) = callee(vec!["-sf".into(), scenario("uas_no_answer.xml")]);
+    let (port, task) = callee(vec!["-sf".into(), scenario("uas_no_answer.xml")]).await;
     let id = call(&d, &format!("sip:callee@127.0.0.1:{port}")).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     d.ok("TerminateCall", json!({"CallId": id})).await;
@@ -303,7 +307,7 @@ async fn an_unanswered_outgoing_call_is_cancelled_with_no_answer_or_by_terminate
 #[tokio::test]
 async fn an_outgoing_call_through_a_proxy_answers_a_digest_challenge_and_the_remote_hangs_up() {
     let (d, _) = sip_device(&[], json!({})).await;
-    let (port, task) = callee(vec!["-sf".into(), scenario("uas_auth_then_bye.xml")]);
+    let (port, task) = callee(vec!["-sf".into(), scenario("uas_auth_then_bye.xml")]).await;
     d.ok(
         "SetSIPAccount",
         json!({"SIPAccount": {"Id": "pbx", "UserId": "6001", "Password": "secure", "IsDefault": true,
@@ -313,7 +317,7 @@ async fn an_outgoing_call_through_a_proxy_answers_a_digest_challenge_and_the_rem
     let id = call(&d, "sip:6002@pbx.invalid").await;
     let (ok, out) = task.await.expect("sipp task");
     assert!(ok, "{out}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_terminated(&d, &id).await;
     let s = d.ok("GetCallStatus", json!({"CallId": id})).await["CallStatus"].clone();
     assert_eq!((s["CallState"].as_str(), s["CallStateReason"].as_str()), (Some("Terminated"), Some("Terminated")));
     assert_eq!(s["AudioCodec"], "PCMA", "the callee answered with PCMA only");

@@ -116,6 +116,7 @@ impl Control {
         json!({
             "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null),
             "SipListener": {"Problem": self.store.sip_listener_problem()},
+            "Events": {"Subscribers": self.bus.subscribers(), "Dropped": self.bus.dropped()},
             "Streams": {"AudioFromDevice": counts[0], "AudioToDevice": counts[1], "VideoFromDevice": counts[2]},
             "Calls": serde_json::to_value(self.engine.statuses(&[])).unwrap_or(Value::Null),
             "Media": self.engine.statuses(&[]).iter().filter_map(|s| {

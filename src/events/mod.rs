@@ -156,6 +156,11 @@ impl EventBus {
         self.lock().log.clear();
     }
 
+    /// Live subscribers now (event streams over WebSocket and RTSP, and the SIP side's own).
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Records that a subscriber lost `n` events.
     pub fn count_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);

@@ -321,6 +321,29 @@ pub(crate) fn own_address() -> String {
     format!("127.{}.{}.1", 100 + std::process::id() % 100, n % 256)
 }
 
+/// Waits (up to 20 s) until something on this machine listens on `port`: a bound UDP socket,
+/// or with `tcp` a listening TCP socket (read from `/proc/net`, so the probe sends nothing a
+/// peer under test could see). For peers started as processes, such as sipp.
+pub(crate) async fn wait_listening(port: u16, tcp: bool) {
+    let files: &[&str] = if tcp { &["/proc/net/tcp", "/proc/net/tcp6"] } else { &["/proc/net/udp", "/proc/net/udp6"] };
+    let listening = || {
+        files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).any(|table| {
+            table.lines().skip(1).any(|line| {
+                let mut cols = line.split_whitespace();
+                let local = cols.nth(1).unwrap_or_default();
+                let state = cols.nth(1).unwrap_or_default();
+                let bound = local.rsplit_once(':').and_then(|(_, p)| u16::from_str_radix(p, 16).ok()) == Some(port);
+                bound && (!tcp || state == "0A")
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !listening() {
+        assert!(std::time::Instant::now() < deadline, "nothing listens on port {port}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub(crate) fn free_port() -> u16 {
     loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
@@ -365,18 +388,39 @@ impl Doorsim {
         self.ok("SetSIPAccount", json!({ "SIPAccount": account })).await;
     }
 
-    /// The first call in `state`, with its media counters from the control API (waits up to 5 s).
+    /// The first call in `state`, with its media counters from the control API (waits up to
+    /// 20 s: a bound for a loaded machine, not a timing claim).
     pub(crate) async fn call_in(&self, state: &str) -> (Value, Value) {
-        for _ in 0..100 {
+        self.call_where(state, |_| true).await
+    }
+
+    /// The first call in `state` whose media counters pass `ready`, with them (waits up to 20 s).
+    async fn call_where(&self, state: &str, ready: impl Fn(&Value) -> bool) -> (Value, Value) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut last = Value::Null;
+        while std::time::Instant::now() < deadline {
             let s = self.state().await;
             let call = s["Calls"].as_array().and_then(|c| c.iter().find(|c| c["CallState"] == state)).cloned();
             if let Some(call) = call {
                 let media = s["Media"][call["CallId"].as_str().unwrap_or_default()].clone();
-                return (call, media);
+                if ready(&media) {
+                    return (call, media);
+                }
             }
+            last = s;
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("no call became {state}: {}", self.state().await["Calls"]);
+        panic!(
+            "no call became {state} (with the media asked for): {}",
+            serde_json::json!({"Calls": last["Calls"], "Media": last["Media"]})
+        );
+    }
+
+    /// The first Active call once it has sent and received more than `packets` RTP packets:
+    /// waits for the media, not for a time.
+    pub(crate) async fn call_with_media(&self, packets: u64) -> (Value, Value) {
+        let both_ways = |m: &Value| m["RtpSent"].as_u64() > Some(packets) && m["RtpReceived"].as_u64() > Some(packets);
+        self.call_where("Active", both_ways).await
     }
 }
 
@@ -450,7 +494,8 @@ impl EventSocket {
     }
 }
 
-/// Whether `host:port` answers an OPTIONS over UDP within 5 s (sent again every 100 ms).
+/// Whether `host:port` answers an OPTIONS over UDP within 20 s (sent again every 100 ms; a
+/// bound for a loaded machine).
 pub(crate) async fn answers_options(host: &str, port: u16) -> bool {
     let socket = tokio::net::UdpSocket::bind((host, 0)).await.expect("udp");
     let me = socket.local_addr().expect("addr").port();
@@ -460,7 +505,7 @@ pub(crate) async fn answers_options(host: &str, port: u16) -> bool {
          Content-Length: 0\r\n\r\n"
     );
     let mut buf = [0u8; 4096];
-    for _ in 0..50 {
+    for _ in 0..200 {
         let _ = socket.send_to(options.as_bytes(), (host, port)).await;
         if let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_millis(100), socket.recv(&mut buf)).await {
             if buf[..n].starts_with(b"SIP/2.0 200") {
