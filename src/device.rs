@@ -253,7 +253,7 @@ fn apply_setup(service: &CallService, setup: &[Value], device_host: &str) -> Res
             .filter(|o| o.len() == 1)
             .and_then(|o| o.iter().next())
             .ok_or(StartError::SetupShape(i))?;
-        service.handle(action, params, false, &ctx).map_err(|fault| {
+        service.handle(action, params, crate::vapix::format::Format::Json, &ctx).map_err(|fault| {
             let why = fault.msg.clone().unwrap_or_else(|| fault.reason.to_owned());
             StartError::Setup(i, action.clone(), format!("{} {}: {why}", fault.fault, fault.code))
         })?;

@@ -77,13 +77,15 @@ pub struct LenientTarget<S> {
     /// The refusal still to be written; the reader then sees the end of the stream.
     refusal: Option<(Vec<u8>, usize)>,
     state: State,
-    /// The header line being read (lower-cased), to find Content-Length and friends.
+    /// The header line being read, to find Content-Length and friends.
     line: Vec<u8>,
     content_length: u64,
     chunked_or_upgrade: bool,
     /// Transformed bytes not yet handed to the reader.
     pending: Vec<u8>,
     pending_at: usize,
+    /// What each read from the connection lands in (kept, so it is not zeroed per read).
+    raw: Box<[u8]>,
 }
 
 impl<S> LenientTarget<S> {
@@ -100,6 +102,7 @@ impl<S> LenientTarget<S> {
             chunked_or_upgrade: false,
             pending: Vec::new(),
             pending_at: 0,
+            raw: vec![0; 8192].into_boxed_slice(),
         }
     }
 
@@ -147,20 +150,26 @@ impl<S> LenientTarget<S> {
                     self.check_head_size();
                 }
                 State::Headers => {
-                    let b = input[0];
-                    input = &input[1..];
-                    self.head.push(b);
+                    // A line at a time (or what of it this read holds).
+                    let end = input.iter().position(|&b| b == b'\n');
+                    let (chunk, rest) = input.split_at(end.map_or(input.len(), |i| i + 1));
+                    input = rest;
+                    self.head.extend_from_slice(chunk);
                     self.check_head_size();
-                    if b != b'\n' {
-                        if self.line.len() >= MAX_LINE {
-                            self.state = State::PassThrough;
-                        } else {
-                            self.line.push(b.to_ascii_lowercase());
-                        }
+                    if self.state == State::PassThrough {
+                        continue;
+                    }
+                    if self.line.len() + chunk.len() > MAX_LINE {
+                        self.state = State::PassThrough;
+                        continue;
+                    }
+                    self.line.extend_from_slice(chunk);
+                    if end.is_none() {
                         continue;
                     }
                     let line = std::mem::take(&mut self.line);
-                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
                     if line.is_empty() {
                         self.release_head();
                         if self.refusal.is_some() {
@@ -175,19 +184,23 @@ impl<S> LenientTarget<S> {
                         };
                         continue;
                     }
-                    let text = String::from_utf8_lossy(line);
-                    if let Some((name, value)) = text.split_once(':') {
-                        match name.trim() {
-                            "content-length" => match value.trim().parse::<u64>() {
-                                Ok(n) => self.content_length = n,
-                                Err(_) => self.chunked_or_upgrade = true, // hyper refuses it; stop following
-                            },
-                            "transfer-encoding" | "upgrade" => self.chunked_or_upgrade = true,
-                            _ => {}
-                        }
-                    }
+                    self.follow_header(line);
                 }
             }
+        }
+    }
+
+    /// Notes the framing headers of one header line.
+    fn follow_header(&mut self, line: &[u8]) {
+        let Some(colon) = line.iter().position(|&b| b == b':') else { return };
+        let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok()) {
+                Some(n) => self.content_length = n,
+                None => self.chunked_or_upgrade = true, // hyper refuses it; stop following
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") || name.eq_ignore_ascii_case(b"upgrade") {
+            self.chunked_or_upgrade = true;
         }
     }
 }
@@ -206,6 +219,8 @@ impl<S> LenientTarget<S> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&self.head) {
+            // Usually nothing is pending: hand the head over without copying it.
+            Ok(_) if self.pending.is_empty() => std::mem::swap(&mut self.pending, &mut self.head),
             Ok(_) => self.pending.append(&mut self.head),
             Err(e) => {
                 let line = self.head.split(|b| *b == b'\n').next().unwrap_or_default();
@@ -248,12 +263,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LenientTarget<S> {
             if this.state == State::PassThrough {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            let mut raw = [0u8; 8192];
+            let mut raw = std::mem::take(&mut this.raw);
             let mut read = ReadBuf::new(&mut raw);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
-                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(Ok(())), // end of stream
-                Poll::Ready(Ok(())) => this.transform(read.filled()),
-                other => return other,
+            let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
+            let n = read.filled().len();
+            let result = match polled {
+                Poll::Ready(Ok(())) if n == 0 => Some(Poll::Ready(Ok(()))), // end of stream
+                Poll::Ready(Ok(())) => {
+                    this.transform(&raw[..n]);
+                    None
+                }
+                other => Some(other),
+            };
+            this.raw = raw;
+            if let Some(r) = result {
+                return r;
             }
         }
     }

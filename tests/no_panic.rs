@@ -8,7 +8,7 @@ use doorsim::calls::{CallEngine, EngineConfig};
 use doorsim::events::EventBus;
 use doorsim::store::Store;
 use doorsim::vapix::call_service::{CallService, RequestContext};
-use doorsim::vapix::format::{json, simple};
+use doorsim::vapix::format::{json, simple, Format};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -123,7 +123,8 @@ proptest! {
         let service = CallService::new(store.clone(), engine);
         let ctx = RequestContext { device_host: "127.0.0.1".into() };
         let before = store.snapshot();
-        if service.handle(&format!("axcall:{command}"), &params, lenient, &ctx).is_err() {
+        let format = if lenient { Format::Simple } else { Format::Json };
+        if service.handle(&format!("axcall:{command}"), &params, format, &ctx).is_err() {
             prop_assert_eq!(store.snapshot(), before);
         }
     }

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::Doorsim;
 use serde_json::json;
 

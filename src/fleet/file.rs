@@ -183,7 +183,7 @@ fn check_setup(setup: &[Value], index: usize) -> Result<(), EntryError> {
             .filter(|o| o.len() == 1)
             .and_then(|o| o.iter().next())
             .ok_or(EntryError::SetupShape(i))?;
-        service.handle(action, params, false, &ctx).map(drop).map_err(|fault| {
+        service.handle(action, params, crate::vapix::format::Format::Json, &ctx).map(drop).map_err(|fault| {
             let why = fault.msg.unwrap_or_else(|| fault.reason.to_owned());
             EntryError::Setup(i, action.clone(), format!("{} {}: {why}", fault.fault, fault.code))
         })

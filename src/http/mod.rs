@@ -130,15 +130,14 @@ impl server::Handler for App {
 impl App {
     /// Answers one request. `local` is the address the connection arrived on.
     pub async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
-        let path = req.uri().path().to_owned();
-        let Some(route) = Route::of(&path) else {
+        let Some(route) = Route::of(req.uri().path()) else {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");
         };
         // A browser cannot send Digest on a WebSocket upgrade: a session token stands in for it.
         let token = route == Route::WsDataStream && self.event_stream.take_token(req.uri().query());
         if !token {
-            let uri = req.uri().path_and_query().map_or(path.clone(), |pq| pq.as_str().to_owned());
-            if let Err(refusal) = self.auth.check(req.method().as_str(), &uri, req.headers().get(AUTHORIZATION)) {
+            let uri = req.uri().path_and_query().map_or(req.uri().path(), |pq| pq.as_str());
+            if let Err(refusal) = self.auth.check(req.method().as_str(), uri, req.headers().get(AUTHORIZATION)) {
                 return self.unauthorized(refusal);
             }
         }
@@ -155,13 +154,15 @@ impl App {
             Route::WsDataStream => self.event_stream.upgrade(req),
             Route::PortCgi => io_cgi::port_cgi(&query_pairs(req.uri().query()), &self.io, &self.bus()),
             Route::VirtualInput(active) => io_cgi::virtual_input(&query_pairs(req.uri().query()), active, &self.io),
-            _ => self.with_body(route, req, &path, local).await,
+            _ => self.with_body(route, req, local).await,
         }
     }
 
     /// The routes that read a whole, bounded body.
-    async fn with_body(&self, route: Route, req: Request<Incoming>, path: &str, local: SocketAddr) -> Response<Body> {
+    async fn with_body(&self, route: Route, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
         let method = req.method().clone();
+        // Only the control API routes further by path.
+        let path = if route == Route::Control { req.uri().path().to_owned() } else { String::new() };
         let query = req.uri().query().map(str::to_owned);
         let format = Format::of_query(query.as_deref());
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
@@ -190,7 +191,7 @@ impl App {
                 let dtmf = self.store.read(|s| s.dtmf_events.values().cloned().collect::<Vec<_>>());
                 event_instances::services(&body, &inputs, &dtmf)
             }
-            _ => match self.control.handle(&method, path, query.as_deref(), &body).await {
+            _ => match self.control.handle(&method, &path, query.as_deref(), &body).await {
                 Some(Ok(value)) => json_response(StatusCode::OK, &value),
                 Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
                 None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
@@ -228,10 +229,10 @@ impl App {
         let ctx = RequestContext { device_host: self.sip_host.clone().unwrap_or_else(|| host_of(local)) };
         let result = request.and_then(|r| {
             tracing::debug!(action = %r.action, "call service request");
-            self.call_service.handle(&r.action, &r.params, format == Format::Simple, &ctx)
+            self.call_service.handle(&r.action, &r.params, format, &ctx)
         });
         match result {
-            Ok(value) => response(StatusCode::OK, format.content_type(), format.encode(&value)),
+            Ok(body) => response(StatusCode::OK, format.content_type(), body),
             Err(fault) => {
                 tracing::info!(
                     code = fault.code,

@@ -1,8 +1,9 @@
 //! The Call service commands (`/vapix/call`): one table from action name to handler.
 //!
-//! Handlers read the decoded parameters through [`Fields`], act on the store and return the
-//! response value; the HTTP layer encodes it in the request's format. Handlers know nothing of
-//! formats or HTTP.
+//! Handlers read the decoded parameters through [`Fields`], act on the store and answer through
+//! [`Render`], which writes the response body in the request's format: typed answers (a stored
+//! object) are serialized straight into it, with no `Value` in between. Handlers know nothing
+//! of HTTP.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::fault::Fault;
-use super::format::ACTION_PREFIX;
+use super::format::{Format, ACTION_PREFIX};
 use crate::calls::CallEngine;
 use crate::model::audio_codec::{read_priority_list, supported_codecs};
 use crate::model::ids::{validate_id, MAX_ID_LEN};
@@ -88,8 +89,36 @@ const DTMF_TRIGGERS: Kind<DtmfTrigger> = Kind {
     remove: DeviceState::remove_dtmf_triggers,
 };
 
-fn to_value<T: Serialize>(v: T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+/// Writes answers in one format.
+#[derive(Debug, Clone, Copy)]
+pub struct Render(pub Format);
+
+/// `{name: value}` without building a `Value`: one map entry serialized as it goes.
+struct Member<'a, T>(&'a str, &'a T);
+
+impl<T: Serialize> Serialize for Member<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
+}
+
+impl Render {
+    /// The answer `{name: value}`. In JSON the value is serialized directly into the body (the
+    /// hot path of every Get* command); the simple format flattens a `Value`.
+    pub fn member<T: Serialize>(self, name: &str, value: &T) -> String {
+        match self.0 {
+            Format::Json => super::format::json::encode_typed(&Member(name, value)),
+            Format::Simple => self.value(&serde_json::to_value(Member(name, value)).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// The answer `value`.
+    pub fn value(self, value: &Value) -> String {
+        self.0.encode(value)
+    }
 }
 
 /// Reads the mandatory `CallId`: text of at most 64 characters (the spec's `CallId` type).
@@ -116,53 +145,51 @@ fn id_list(f: &Fields<'_>, field: &str) -> Result<Vec<String>, Fault> {
 }
 
 impl<T: Clone + Serialize> Kind<T> {
-    fn get(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
+    // Get* answers are serialized under the store's lock, straight from the stored objects:
+    // no copy of them is made.
+    fn get(&self, r: Render, store: &Store, f: &Fields<'_>) -> Result<String, Fault> {
         let id = one_id(f, self.id_field)?;
-        let found = store.read(|s| (self.map)(s).get(&id).cloned());
-        let object = found.ok_or_else(|| Fault::not_found(format!("no {} {id:?}", self.object_field)))?;
-        Ok(json!({ self.object_field: to_value(object) }))
+        let found = store.read(|s| (self.map)(s).get(&id).map(|object| r.member(self.object_field, object)));
+        found.ok_or_else(|| Fault::not_found(format!("no {} {id:?}", self.object_field)))
     }
 
-    fn get_many(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
+    fn get_many(&self, r: Render, store: &Store, f: &Fields<'_>) -> Result<String, Fault> {
         let ids = id_list(f, self.id_field)?;
-        let objects: Vec<T> = store.read(|s| {
+        Ok(store.read(|s| {
             let map = (self.map)(s);
-            if ids.is_empty() {
-                map.values().cloned().collect()
-            } else {
-                ids.iter().filter_map(|id| map.get(id).cloned()).collect()
-            }
-        });
-        Ok(json!({ self.object_field: to_value(objects) }))
+            let objects: Vec<&T> =
+                if ids.is_empty() { map.values().collect() } else { ids.iter().filter_map(|id| map.get(id)).collect() };
+            r.member(self.object_field, &objects)
+        }))
     }
 
-    fn set(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
+    fn set(&self, r: Render, store: &Store, f: &Fields<'_>) -> Result<String, Fault> {
         let object = (self.read)(&f.req_object(self.object_field)?, f)?;
         let ids = store.update(|s| (self.set)(s, vec![object]))?;
-        Ok(json!({ self.id_field: ids.into_iter().next() }))
+        Ok(r.member(self.id_field, &ids.into_iter().next()))
     }
 
-    fn set_many(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
+    fn set_many(&self, r: Render, store: &Store, f: &Fields<'_>) -> Result<String, Fault> {
         let items = f.req_list(self.object_field)?;
         let objects = items
             .into_iter()
             .map(|i| (self.read)(&f.item(self.object_field, i)?, f))
             .collect::<ModelResult<Vec<T>>>()?;
         let ids = store.update(|s| (self.set)(s, objects))?;
-        Ok(json!({ self.id_field: ids }))
+        Ok(r.member(self.id_field, &ids))
     }
 
-    fn remove(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
+    fn remove(&self, r: Render, store: &Store, f: &Fields<'_>) -> Result<String, Fault> {
         let id = f.req_text(self.id_field)?;
         store.update(|s| (self.remove)(s, &[id]))?;
-        Ok(json!({}))
+        Ok(r.value(&json!({})))
     }
 
-    fn remove_many(&self, store: &Store, f: &Fields<'_>) -> Result<Value, Fault> {
+    fn remove_many(&self, r: Render, store: &Store, f: &Fields<'_>) -> Result<String, Fault> {
         f.req_list(self.id_field)?;
         let ids = id_list(f, self.id_field)?;
         store.update(|s| (self.remove)(s, &ids))?;
-        Ok(json!({}))
+        Ok(r.value(&json!({})))
     }
 }
 
@@ -172,14 +199,15 @@ impl CallService {
         Self { store, engine }
     }
 
-    /// Runs `action` (with its `axcall:` prefix) on `params`. `lenient` is set for the simple
-    /// format, whose values are all text.
-    pub fn handle(&self, action: &str, params: &Value, lenient: bool, ctx: &RequestContext) -> Result<Value, Fault> {
+    /// Runs `action` (with its `axcall:` prefix) on `params` and answers in `format` (the simple
+    /// format's values are all text, so its parameters are read leniently).
+    pub fn handle(&self, action: &str, params: &Value, format: Format, ctx: &RequestContext) -> Result<String, Fault> {
         let command = action.strip_prefix(ACTION_PREFIX).ok_or_else(|| Fault::not_supported(action))?;
-        let f = Fields::new(params, "", lenient)?;
+        let f = Fields::new(params, "", format == Format::Simple)?;
+        let r = Render(format);
         let store = &*self.store;
         match command {
-            "GetServiceCapabilities" => Ok(json!({ "Capabilities": to_value(ServiceCapabilities::emulated()) })),
+            "GetServiceCapabilities" => Ok(r.member("Capabilities", &ServiceCapabilities::emulated())),
 
             "Call" => {
                 let to = f.req_text("To")?;
@@ -187,60 +215,58 @@ impl CallService {
                 if let Some(a) = &account {
                     validate_id(a, &f.path_of("SIPAccountId"))?;
                 }
-                Ok(json!({ "CallId": self.engine.place_call(&to, account.as_deref())? }))
+                Ok(r.member("CallId", &self.engine.place_call(&to, account.as_deref())?))
             }
             "TerminateCall" => {
                 self.engine.terminate(&call_id(&f)?)?;
-                Ok(json!({}))
+                Ok(r.value(&json!({})))
             }
             "GetCallStatus" => {
                 let id = call_id(&f)?;
                 let status = self.engine.status(&id).ok_or_else(|| Fault::not_found(format!("no call {id:?}")))?;
-                Ok(json!({ "CallStatus": to_value(status) }))
+                Ok(r.member("CallStatus", &status))
             }
-            "GetCallStatuses" => Ok(json!({ "CallStatus": to_value(self.engine.statuses(&id_list(&f, "CallId")?)) })),
+            "GetCallStatuses" => Ok(r.member("CallStatus", &self.engine.statuses(&id_list(&f, "CallId")?))),
 
             "GetSupportedSIPConfigurationAttributes" | "GetSupportedSIPAccountAttributes" => {
-                Ok(json!({ "AttributeInfo": to_value(SUPPORTED_ATTRIBUTES) }))
+                Ok(r.member("AttributeInfo", &SUPPORTED_ATTRIBUTES))
             }
-            "GetSIPConfiguration" => {
-                Ok(json!({ "SIPConfiguration": to_value(store.read(|s| s.sip_configuration.clone())) }))
-            }
-            "SetSIPConfiguration" => self.set_sip_configuration(&f),
+            "GetSIPConfiguration" => Ok(store.read(|s| r.member("SIPConfiguration", &s.sip_configuration))),
+            "SetSIPConfiguration" => self.set_sip_configuration(r, &f),
 
-            "GetSupportedMediaEncryptionModes" => Ok(json!({ "MediaEncryption": MediaEncryption::ALL })),
-            "GetSIPAccount" => SIP_ACCOUNTS.get(store, &f),
-            "GetSIPAccounts" => SIP_ACCOUNTS.get_many(store, &f),
-            "SetSIPAccount" => SIP_ACCOUNTS.set(store, &f),
-            "SetSIPAccounts" => SIP_ACCOUNTS.set_many(store, &f),
-            "RemoveSIPAccount" => SIP_ACCOUNTS.remove(store, &f),
-            "RemoveSIPAccounts" => SIP_ACCOUNTS.remove_many(store, &f),
-            "GetSIPAccountStatus" => self.sip_account_status(&f, ctx),
-            "GetSIPAccountStatuses" => self.sip_account_statuses(&f, ctx),
+            "GetSupportedMediaEncryptionModes" => Ok(r.member("MediaEncryption", &MediaEncryption::ALL)),
+            "GetSIPAccount" => SIP_ACCOUNTS.get(r, store, &f),
+            "GetSIPAccounts" => SIP_ACCOUNTS.get_many(r, store, &f),
+            "SetSIPAccount" => SIP_ACCOUNTS.set(r, store, &f),
+            "SetSIPAccounts" => SIP_ACCOUNTS.set_many(r, store, &f),
+            "RemoveSIPAccount" => SIP_ACCOUNTS.remove(r, store, &f),
+            "RemoveSIPAccounts" => SIP_ACCOUNTS.remove_many(r, store, &f),
+            "GetSIPAccountStatus" => self.sip_account_status(r, &f, ctx),
+            "GetSIPAccountStatuses" => self.sip_account_statuses(r, &f, ctx),
 
-            "GetDTMFConfiguration" => DTMF_CONFIGURATIONS.get(store, &f),
-            "GetDTMFConfigurations" => DTMF_CONFIGURATIONS.get_many(store, &f),
-            "SetDTMFConfiguration" => DTMF_CONFIGURATIONS.set(store, &f),
-            "SetDTMFConfigurations" => DTMF_CONFIGURATIONS.set_many(store, &f),
-            "RemoveDTMFConfiguration" => DTMF_CONFIGURATIONS.remove(store, &f),
-            "RemoveDTMFConfigurations" => DTMF_CONFIGURATIONS.remove_many(store, &f),
+            "GetDTMFConfiguration" => DTMF_CONFIGURATIONS.get(r, store, &f),
+            "GetDTMFConfigurations" => DTMF_CONFIGURATIONS.get_many(r, store, &f),
+            "SetDTMFConfiguration" => DTMF_CONFIGURATIONS.set(r, store, &f),
+            "SetDTMFConfigurations" => DTMF_CONFIGURATIONS.set_many(r, store, &f),
+            "RemoveDTMFConfiguration" => DTMF_CONFIGURATIONS.remove(r, store, &f),
+            "RemoveDTMFConfigurations" => DTMF_CONFIGURATIONS.remove_many(r, store, &f),
 
-            "GetDTMFEvent" => DTMF_EVENTS.get(store, &f),
-            "GetDTMFEvents" => DTMF_EVENTS.get_many(store, &f),
-            "SetDTMFEvent" => DTMF_EVENTS.set(store, &f),
-            "SetDTMFEvents" => DTMF_EVENTS.set_many(store, &f),
-            "RemoveDTMFEvent" => DTMF_EVENTS.remove(store, &f),
-            "RemoveDTMFEvents" => DTMF_EVENTS.remove_many(store, &f),
+            "GetDTMFEvent" => DTMF_EVENTS.get(r, store, &f),
+            "GetDTMFEvents" => DTMF_EVENTS.get_many(r, store, &f),
+            "SetDTMFEvent" => DTMF_EVENTS.set(r, store, &f),
+            "SetDTMFEvents" => DTMF_EVENTS.set_many(r, store, &f),
+            "RemoveDTMFEvent" => DTMF_EVENTS.remove(r, store, &f),
+            "RemoveDTMFEvents" => DTMF_EVENTS.remove_many(r, store, &f),
 
-            "GetDTMFTrigger" => DTMF_TRIGGERS.get(store, &f),
-            "GetDTMFTriggers" => DTMF_TRIGGERS.get_many(store, &f),
-            "SetDTMFTrigger" => DTMF_TRIGGERS.set(store, &f),
-            "SetDTMFTriggers" => DTMF_TRIGGERS.set_many(store, &f),
-            "RemoveDTMFTrigger" => DTMF_TRIGGERS.remove(store, &f),
-            "RemoveDTMFTriggers" => DTMF_TRIGGERS.remove_many(store, &f),
+            "GetDTMFTrigger" => DTMF_TRIGGERS.get(r, store, &f),
+            "GetDTMFTriggers" => DTMF_TRIGGERS.get_many(r, store, &f),
+            "SetDTMFTrigger" => DTMF_TRIGGERS.set(r, store, &f),
+            "SetDTMFTriggers" => DTMF_TRIGGERS.set_many(r, store, &f),
+            "RemoveDTMFTrigger" => DTMF_TRIGGERS.remove(r, store, &f),
+            "RemoveDTMFTriggers" => DTMF_TRIGGERS.remove_many(r, store, &f),
 
             "GetVMSCallConfiguration" => {
-                Ok(json!({ "VMSCallConfiguration": to_value(store.read(|s| s.vms_call_configuration.clone())) }))
+                Ok(store.read(|s| r.member("VMSCallConfiguration", &s.vms_call_configuration)))
             }
             "SetVMSCallConfiguration" => {
                 let config = VmsCallConfiguration::read(&f.req_object("VMSCallConfiguration")?)?;
@@ -248,27 +274,25 @@ impl CallService {
                     s.vms_call_configuration = config;
                     Ok(())
                 })?;
-                Ok(json!({}))
+                Ok(r.value(&json!({})))
             }
 
-            "GetDefaultAudioCodecs" | "GetSupportedAudioCodecs" => {
-                Ok(json!({ "AudioCodec": to_value(supported_codecs()) }))
-            }
-            "GetAudioCodecs" => Ok(json!({ "AudioCodec": to_value(store.read(|s| s.audio_codecs.clone())) })),
+            "GetDefaultAudioCodecs" | "GetSupportedAudioCodecs" => Ok(r.member("AudioCodec", &supported_codecs())),
+            "GetAudioCodecs" => Ok(store.read(|s| r.member("AudioCodec", &s.audio_codecs))),
             "SetAudioCodecs" => {
                 let codecs = read_priority_list(&f)?;
                 store.update(|s| {
                     s.audio_codecs = codecs;
                     Ok(())
                 })?;
-                Ok(json!({}))
+                Ok(r.value(&json!({})))
             }
 
             _ => Err(Fault::not_supported(action)),
         }
     }
 
-    fn set_sip_configuration(&self, f: &Fields<'_>) -> Result<Value, Fault> {
+    fn set_sip_configuration(&self, r: Render, f: &Fields<'_>) -> Result<String, Fault> {
         let fields = f.req_object("SIPConfiguration")?;
         let keep_current = f.opt_bool("KeepCurrent")?.unwrap_or(true);
         self.store.update(|s| {
@@ -276,10 +300,10 @@ impl CallService {
             s.sip_configuration = SipConfiguration::read(&fields, &base)?;
             Ok(())
         })?;
-        Ok(json!({}))
+        Ok(r.value(&json!({})))
     }
 
-    fn sip_account_status(&self, f: &Fields<'_>, ctx: &RequestContext) -> Result<Value, Fault> {
+    fn sip_account_status(&self, r: Render, f: &Fields<'_>, ctx: &RequestContext) -> Result<String, Fault> {
         let id = one_id(f, "SIPAccountId")?;
         let problem = self.store.sip_listener_problem();
         let status = self.store.read(|s| {
@@ -294,10 +318,10 @@ impl CallService {
             })
         });
         let status = status.ok_or_else(|| Fault::not_found(format!("no SIPAccount {id:?}")))?;
-        Ok(json!({ "SIPAccountStatus": to_value(status) }))
+        Ok(r.member("SIPAccountStatus", &status))
     }
 
-    fn sip_account_statuses(&self, f: &Fields<'_>, ctx: &RequestContext) -> Result<Value, Fault> {
+    fn sip_account_statuses(&self, r: Render, f: &Fields<'_>, ctx: &RequestContext) -> Result<String, Fault> {
         let ids = id_list(f, "SIPAccountId")?;
         let problem = self.store.sip_listener_problem();
         let statuses: Vec<SipAccountStatus> = self.store.read(|s| {
@@ -315,6 +339,6 @@ impl CallService {
                 })
                 .collect()
         });
-        Ok(json!({ "SIPAccountStatus": to_value(statuses) }))
+        Ok(r.member("SIPAccountStatus", &statuses))
     }
 }

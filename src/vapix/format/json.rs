@@ -24,9 +24,19 @@ pub fn decode(body: &[u8]) -> Result<Request, Fault> {
 
 /// Encodes a response value as pretty JSON, as the device does.
 pub fn encode(value: &Value) -> String {
-    let mut out = serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".to_owned());
-    out.push('\n');
-    out
+    encode_typed(value)
+}
+
+/// Encodes any serializable answer as [`encode`] encodes its `Value`, without building one.
+pub fn encode_typed<T: serde::Serialize + ?Sized>(answer: &T) -> String {
+    // Room for a typical answer up front, so the writer rarely grows the buffer.
+    let mut out = Vec::with_capacity(1024);
+    if serde_json::to_writer_pretty(&mut out, answer).is_err() {
+        return "{}\n".to_owned();
+    }
+    out.push(b'\n');
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_else(|_| "{}\n".to_owned())
 }
 
 #[cfg(test)]

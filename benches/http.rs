@@ -1,0 +1,284 @@
+//! HTTP benchmark (issue: performance), printed with ratios against a baseline measured in the
+//! same run: `POST /vapix/call` GetSIPConfiguration over keep-alive connections against
+//! 1. a bare hyper server (this binary, re-run as a child) answering the same bytes;
+//! 2. doorsim with Basic auth, on an empty store and on one holding 100 accounts and 100 triggers;
+//! 3. doorsim with Digest auth as curl and VMS clients use it: one challenge per connection,
+//!    then the nonce reused with an increasing `nc`.
+//!
+//! The load comes from a small raw HTTP/1.1 client in this binary (so Digest can be computed per
+//! request) and, when `wrk` is installed, from `wrk -t2 -c64` for the bare server and Basic.
+//! Both servers are separate processes with the same runtime (tokio, one worker per core).
+//!
+//! Run: `cargo bench --bench http` (targets: doorsim ≥ 0.8× bare hyper, Digest within 10 % of
+//! Basic). `HTTP_BENCH_SECONDS` sets each run's length (default 5).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use digest_auth::{AuthContext, HttpMethod, WwwAuthenticateHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CONNECTIONS: usize = 64;
+const BODY_JSON: &str = r#"{"axcall:GetSIPConfiguration":{}}"#;
+
+/// A child process killed (with its process group) on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
+}
+
+/// The bare baseline: hyper answering every request with `body` once it has read the request's.
+async fn bare_server(port: u16, body: bytes::Bytes) {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let body = body.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let body = body.clone();
+                async move {
+                    let _ = req.into_body().collect().await;
+                    let mut r = hyper::Response::new(Full::new(body));
+                    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                    Ok::<_, std::convert::Infallible>(r)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
+}
+
+/// How one connection authenticates.
+#[derive(Clone, Copy, PartialEq)]
+enum Auth {
+    None,
+    Basic,
+    Digest,
+}
+
+/// One request as bytes, with `authorization` when given.
+fn request(port: u16, authorization: Option<&str>) -> Vec<u8> {
+    let auth = authorization.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
+    format!(
+        "POST /vapix/call HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n{auth}\
+         Content-Length: {}\r\n\r\n{BODY_JSON}",
+        BODY_JSON.len()
+    )
+    .into_bytes()
+}
+
+/// Reads one response; returns its status and its `WWW-Authenticate` header, if any.
+async fn response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Option<String>) {
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Response::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = parsed.parse(buf) {
+            let header = |name: &str| {
+                parsed.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.to_vec())
+            };
+            let length: usize = header("content-length")
+                .and_then(|v| String::from_utf8(v).ok()?.trim().parse().ok())
+                .expect("a response with Content-Length");
+            let challenge = header("www-authenticate").and_then(|v| String::from_utf8(v).ok());
+            let status = parsed.code.unwrap_or(0);
+            while buf.len() < head + length {
+                read_more(stream, buf).await;
+            }
+            buf.drain(..head + length);
+            return (status, challenge);
+        }
+        read_more(stream, buf).await;
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut chunk = [0u8; 16 * 1024];
+    let n = stream.read(&mut chunk).await.expect("read");
+    assert!(n > 0, "the server closed the connection");
+    buf.extend_from_slice(&chunk[..n]);
+}
+
+/// One keep-alive connection sending requests back to back until `until`; returns how many
+/// were answered 200.
+async fn connection(port: u16, auth: Auth, until: Instant) -> u64 {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let basic = format!("Basic {}", base64_root_pass());
+    let mut digest: Option<WwwAuthenticateHeader> = None;
+    if auth == Auth::Digest {
+        stream.write_all(&request(port, None)).await.expect("write");
+        let (status, challenge) = response(&mut stream, &mut buf).await;
+        assert_eq!(status, 401, "a challenge first");
+        digest = Some(WwwAuthenticateHeader::parse(&challenge.expect("WWW-Authenticate")).expect("digest challenge"));
+    }
+    let mut ok = 0;
+    while Instant::now() < until {
+        let authorization = match (auth, digest.as_mut()) {
+            (Auth::Basic, _) => Some(basic.clone()),
+            (Auth::Digest, Some(challenge)) => {
+                let ctx = AuthContext::new_with_method(
+                    "root",
+                    "pass",
+                    "/vapix/call",
+                    Some(BODY_JSON.as_bytes()),
+                    HttpMethod::POST,
+                );
+                // `respond` counts nc up on the challenge: the nonce is reused, as curl does.
+                Some(challenge.respond(&ctx).expect("digest").to_header_string())
+            }
+            _ => None,
+        };
+        stream.write_all(&request(port, authorization.as_deref())).await.expect("write");
+        let (status, _) = response(&mut stream, &mut buf).await;
+        assert_eq!(status, 200, "every request is served");
+        ok += 1;
+    }
+    ok
+}
+
+fn base64_root_pass() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode("root:pass")
+}
+
+/// Requests per second over `CONNECTIONS` connections for `seconds`.
+async fn rate(port: u16, auth: Auth, seconds: u64) -> f64 {
+    let started = Instant::now();
+    let until = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..CONNECTIONS).map(|_| tokio::spawn(connection(port, auth, until))).collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("connection");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// `wrk -t2 -c64` with Basic auth when `basic`; requests per second, if wrk is installed.
+fn wrk(port: u16, basic: bool, seconds: u64) -> Option<f64> {
+    let script = std::env::temp_dir().join(format!("doorsim-wrk-{}.lua", std::process::id()));
+    let auth = if basic {
+        format!("wrk.headers[\"Authorization\"] = \"Basic {}\"\n", base64_root_pass())
+    } else {
+        String::new()
+    };
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = '{BODY_JSON}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\n{auth}"
+    );
+    std::fs::write(&script, lua).ok()?;
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{seconds}s"), "-s", script.to_str()?])
+        .arg(format!("http://127.0.0.1:{port}/vapix/call"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "wrk saw failures: {text}");
+    text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// A doorsim process on a free port, once it serves.
+fn doorsim() -> (Running, u16) {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
+        .args(["--http", &format!("127.0.0.1:{port}"), "--rtsp", &format!("127.0.0.1:{}", free_port())])
+        .args(["--log", "error"])
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("doorsim");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    lines.by_ref().map_while(Result::ok).find(|l| l.contains("Call service API")).expect("banner");
+    std::thread::spawn(move || lines.for_each(drop));
+    (Running(child), port)
+}
+
+/// Sends one Call service request (Basic auth); panics unless it is answered 200.
+async fn call(port: u16, body: &str) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let head = format!(
+        "POST /vapix/call HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        base64_root_pass(),
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    let at = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+    answer.split_off(at)
+}
+
+/// 100 accounts (the peer-to-peer one and 99 more) and 100 DTMF triggers (with their event).
+async fn fill(port: u16) {
+    call(port, r#"{"axcall:SetDTMFEvent":{"DTMFEvent":{"Id":"open","Name":"Open"}}}"#).await;
+    for i in 0..100 {
+        if i > 0 {
+            call(port, &format!(r#"{{"axcall:SetSIPAccount":{{"SIPAccount":{{"Id":"a{i}","UserId":"u{i}"}}}}}}"#))
+                .await;
+        }
+        let trigger = format!(
+            r#"{{"axcall:SetDTMFTrigger":{{"DTMFTrigger":{{"Id":"t{i}","DTMFSequence":"{i}#","DTMFEventId":"open"}}}}}}"#
+        );
+        call(port, &trigger).await;
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("DOORSIM_BENCH_BARE") {
+        let (port, body) = spec.split_once(' ').expect("PORT BODY");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(bare_server(port.parse().expect("port"), bytes::Bytes::from(body.to_owned())));
+        return;
+    }
+    let seconds: u64 = std::env::var("HTTP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let (door, door_port) = doorsim();
+        let answer = call(door_port, BODY_JSON).await;
+        let bare_port = free_port();
+        let bare = Running(
+            Command::new(std::env::current_exe().expect("exe"))
+                .env("DOORSIM_BENCH_BARE", format!("{bare_port} {}", String::from_utf8_lossy(&answer)))
+                .process_group(0)
+                .spawn()
+                .expect("bare server"),
+        );
+        while TcpStream::connect(("127.0.0.1", bare_port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!(
+            "HTTP: POST /vapix/call GetSIPConfiguration ({} byte answer), {CONNECTIONS} keep-alive connections, {seconds} s each",
+            answer.len()
+        );
+        let bare_rate = rate(bare_port, Auth::None, seconds).await;
+        let basic = rate(door_port, Auth::Basic, seconds).await;
+        let digest = rate(door_port, Auth::Digest, seconds).await;
+        println!("  bare hyper             {bare_rate:>9.0} req/s");
+        println!("  doorsim, Basic         {basic:>9.0} req/s  {:.2}x bare hyper (target >= 0.80)", basic / bare_rate);
+        println!("  doorsim, Digest        {digest:>9.0} req/s  {:.2}x Basic (target >= 0.90)", digest / basic);
+        fill(door_port).await;
+        let filled = rate(door_port, Auth::Basic, seconds).await;
+        println!("  doorsim, Basic, store filled (100 accounts, 100 triggers)  {filled:>9.0} req/s  {:.2}x empty", filled / basic);
+        match (wrk(bare_port, false, seconds), wrk(door_port, true, seconds)) {
+            (Some(b), Some(d)) => {
+                println!("  wrk -t2 -c64: bare hyper {b:.0} req/s, doorsim Basic {d:.0} req/s: {:.2}x (target >= 0.80)", d / b)
+            }
+            _ => println!("  wrk is not installed: no wrk figures"),
+        }
+        drop((door, bare));
+    });
+}
