@@ -62,6 +62,8 @@ pub(super) struct Agent {
     pub(super) dialogs: HashMap<String, Dialog>,
     /// Outgoing calls waiting for a path to their next hop: engine id → (target, account).
     pub(super) pending_calls: HashMap<String, (String, String)>,
+    /// The RTP ports of new calls.
+    pub(super) rtp_ports: crate::rtp::session::RtpPorts,
     /// The device's tasks (RTP sessions among them).
     pub(super) tracker: TaskTracker,
     /// Set while the device winds down: told when the last un-registration is answered.
@@ -110,6 +112,7 @@ pub fn start(
         registrations: Registrations::default(),
         dialogs: HashMap::new(),
         pending_calls: HashMap::new(),
+        rtp_ports: crate::rtp::session::RtpPorts::default(),
         tracker: tracker.clone(),
         winding_down: None,
     };

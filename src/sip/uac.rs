@@ -17,7 +17,6 @@ use super::sdp::{self, Direction};
 use super::transport::{Kind, Path};
 use crate::calls::{CallState, MediaCounters, Reason};
 use crate::model::sip_account::Transport;
-use crate::rtp::session as rtp;
 
 /// The transport kind of an account's transport setting.
 pub(super) fn kind_of(transport: Transport) -> Kind {
@@ -97,7 +96,7 @@ impl Agent {
         });
         let account = account.ok_or(PlaceError::NoAccount)?;
         let target = Uri::parse(to).map_err(|_| PlaceError::BadTarget(to.to_owned()))?;
-        let socket = rtp::bind(self.config.bind, rtp_start).map_err(PlaceError::NoRtpPort)?;
+        let socket = self.rtp_ports.bind(self.config.bind, rtp_start).map_err(PlaceError::NoRtpPort)?;
         let local = self.local();
         let session = rand::thread_rng().gen::<u32>().into();
         let media = Media {

@@ -23,7 +23,6 @@ use crate::calls::{CallState, MediaCounters, Reason};
 use crate::dtmf::{self, Method};
 use crate::model::sip_configuration::AccessListPolicy;
 use crate::model::SipConfiguration;
-use crate::rtp::session as rtp;
 
 /// Whether `caller` is the address-of-record `listed`: scheme, user and host equal (case-
 /// insensitively), and the port too when the list entry names one. Parameters are ignored.
@@ -130,7 +129,7 @@ impl Agent {
         let Ok(engine_id) = self.engine.incoming_sip(&caller, None, false) else {
             return self.refuse(&key, &invite, 486, "Busy Here");
         };
-        let socket = match rtp::bind(self.config.bind, config.rtp_start_port) {
+        let socket = match self.rtp_ports.bind(self.config.bind, config.rtp_start_port) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port");

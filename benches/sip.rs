@@ -1,0 +1,137 @@
+//! SIP call-rate benchmark (issue: performance), printed with ratios against a baseline measured
+//! in the same run: sipp's UAC (`-sn uac`: INVITE, 200, ACK, BYE, 200, no hold time) at rising
+//! rates against
+//! 1. sipp's own UAS (`-sn uas`), the baseline;
+//! 2. doorsim answering at once (`--auto-answer 0 --max-calls 100000`): every call is a real
+//!    call, with its RTP session set up and its events emitted.
+//!
+//! For each, the highest rate at which every call of a run succeeds, over UDP and over TCP
+//! (`-t t1`). Each step runs `SIP_BENCH_SECONDS` (default 3) seconds of calls.
+//!
+//! Run: `cargo bench --bench sip` (target: doorsim ≥ 0.8× sipp's UAS, UDP and TCP).
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Call rates tried, in calls per second.
+const RATES: &[u32] = &[250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000];
+
+/// A child process killed (with its process group) on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// What answers the calls.
+enum Callee {
+    Sipp,
+    Doorsim,
+}
+
+/// Starts the callee on a free port over `transport` (`u1` or `t1`); returns it and its port
+/// once it answers.
+fn start(callee: &Callee, transport: &str) -> (Running, u16) {
+    let port = free_port();
+    let child = match callee {
+        Callee::Sipp => Command::new("sipp")
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-t", transport, "-nostdin"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("sipp (Debian sip-tester)"),
+        Callee::Doorsim => {
+            let setup = format!(
+                r#"{{"axcall:SetSIPConfiguration":{{"SIPConfiguration":{{"SIPEnabled":true,"AllowIncomingCalls":true,"SIPPort":{port},"SIPTLSPort":{}}}}}}}"#,
+                free_port()
+            );
+            let http = free_port();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
+                .args(["--http", &format!("127.0.0.1:{http}"), "--rtsp", &format!("127.0.0.1:{}", free_port())])
+                .args(["--auto-answer", "0", "--max-calls", "100000", "--log", "error"])
+                .stdout(Stdio::piped())
+                .process_group(0)
+                .spawn()
+                .expect("doorsim");
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            lines.by_ref().map_while(Result::ok).find(|l| l.contains("Call service API")).expect("banner");
+            std::thread::spawn(move || lines.for_each(drop));
+            let answer = Command::new("curl")
+                .args(["-s", "-u", "root:pass", "--anyauth", "-d", &setup])
+                .arg(format!("http://127.0.0.1:{http}/vapix/call"))
+                .output()
+                .expect("curl");
+            assert!(String::from_utf8_lossy(&answer.stdout).contains('{'), "SIP enabled");
+            child
+        }
+    };
+    let running = Running(child);
+    // It answers when a one-call run succeeds.
+    for _ in 0..100 {
+        if calls(port, transport, 10, 1) {
+            return (running, port);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the callee never answered calls");
+}
+
+/// sipp's UAC making `total` calls at `rate` per second to `port`; whether every call succeeded.
+fn calls(port: u16, transport: &str, rate: u32, total: u32) -> bool {
+    let status = Command::new("sipp")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-sn", "uac", "-i", "127.0.0.1", "-p", &free_port().to_string(), "-t", transport])
+        .args(["-r", &rate.to_string(), "-m", &total.to_string(), "-s", "door", "-d", "0"])
+        .args(["-nostdin", "-timeout", "60s", "-timeout_error", "-max_socket", "2000"])
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("sipp");
+    status.success()
+}
+
+/// The highest rate of [`RATES`] at which a run of `seconds` has no failed call (0: none).
+fn highest_clean_rate(callee: &Callee, transport: &str, seconds: u32) -> u32 {
+    let (running, port) = start(callee, transport);
+    let mut best = 0;
+    for &rate in RATES {
+        if !calls(port, transport, rate, rate * seconds) {
+            break;
+        }
+        best = rate;
+    }
+    drop(running);
+    best
+}
+
+fn main() {
+    let seconds: u32 = std::env::var("SIP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    println!(
+        "SIP: sipp UAC INVITE/200/ACK/BYE, no hold time, {seconds} s per rate step; highest rate with no failed call"
+    );
+    for (name, transport) in [("UDP", "u1"), ("TCP", "t1")] {
+        let baseline = highest_clean_rate(&Callee::Sipp, transport, seconds);
+        let doorsim = highest_clean_rate(&Callee::Doorsim, transport, seconds);
+        let ratio = if baseline == 0 { 0.0 } else { f64::from(doorsim) / f64::from(baseline) };
+        println!(
+            "  {name}: sipp UAS {baseline:>6} calls/s, doorsim {doorsim:>6} calls/s: {ratio:.2}x (target >= 0.80)"
+        );
+    }
+}
