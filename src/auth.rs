@@ -7,15 +7,18 @@
 //! request must bring a count (`nc`) its nonce has not used: a replayed count is refused.
 //! Counts may arrive out of order (a client's parallel connections share a nonce), so each
 //! nonce keeps a 64-count window above a floor, as IPsec's anti-replay window does; counts of
-//! at most [`MAX_TRACKED_NONCES`] nonces are kept (the oldest are forgotten first). The digest
-//! arithmetic itself comes from the `digest_auth` crate, whose `AuthorizationHeader::digest`
-//! recomputes the expected response from the known password.
+//! at most [`MAX_TRACKED_NONCES`] nonces are kept (the oldest are forgotten first). The headers
+//! are parsed by the `digest_auth` crate. The challenges' own algorithms (MD5 and SHA-256 with
+//! `qop=auth` or none) are checked from each account's HA1 (`H(user:realm:password)`), computed
+//! once, as servers that store HA1 do: two hashes per request. Anything else (`-sess`,
+//! `auth-int`, SHA-512-256) goes through `AuthorizationHeader::digest`, which recomputes all.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use digest_auth::{AuthContext, AuthorizationHeader, HttpMethod};
+use digest_auth::{AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod, Qop};
 use hyper::header::HeaderValue;
+use md5::Md5;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -28,6 +31,8 @@ pub const MAX_TRACKED_NONCES: usize = 4096;
 #[derive(Debug)]
 pub struct Authenticator {
     users: Vec<(String, String)>,
+    /// HA1 of each user (same order), MD5 and SHA-256, in lower-case hex.
+    ha1: Vec<[String; 2]>,
     realm: String,
     secret: [u8; 32],
     /// Makes nonces issued in the same second differ.
@@ -50,7 +55,14 @@ impl Authenticator {
     pub fn new(users: Vec<(String, String)>, realm: String) -> Self {
         let mut secret = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut secret);
-        Self { users, realm, secret, serial: Default::default(), counts: Default::default() }
+        let ha1 = users
+            .iter()
+            .map(|(user, pass)| {
+                let a1 = format!("{user}:{realm}:{pass}");
+                [hash::<Md5>(&[a1.as_bytes()]), hash::<Sha256>(&[a1.as_bytes()])]
+            })
+            .collect();
+        Self { users, ha1, realm, secret, serial: Default::default(), counts: Default::default() }
     }
 
     /// Checks the `Authorization` header of an HTTP request to `uri` (path and query as sent).
@@ -104,16 +116,22 @@ impl Authenticator {
         // A nonce of another run (or an expired one) with a right response gets stale=true: the
         // client retries with the new nonce without asking its user again (RFC 7616 3.3).
         let fresh = self.nonce_is_fresh(&sent.nonce).unwrap_or(false);
-        let mut expected = sent.clone();
-        let context = AuthContext::new_with_method(
-            sent.username.as_str(),
-            password,
-            uri,
-            Option::<&[u8]>::None,
-            HttpMethod(method.into()),
-        );
-        expected.digest(&context);
-        if !constant_time_eq(expected.response.as_bytes(), sent.response.to_ascii_lowercase().as_bytes()) {
+        let expected = match self.expected_from_ha1(&sent, method) {
+            Some(response) => response,
+            None => {
+                let mut expected = sent.clone();
+                let context = AuthContext::new_with_method(
+                    sent.username.as_str(),
+                    password,
+                    uri,
+                    Option::<&[u8]>::None,
+                    HttpMethod(method.into()),
+                );
+                expected.digest(&context);
+                expected.response
+            }
+        };
+        if !constant_time_eq_ignore_case(expected.as_bytes(), sent.response.as_bytes()) {
             return Err(Refusal::Unauthorized);
         }
         if !fresh {
@@ -125,10 +143,37 @@ impl Authenticator {
         Ok(sent.username)
     }
 
+    /// The response `sent` should carry, from the user's HA1, for the algorithms the device
+    /// offers (MD5, SHA-256; `qop=auth` or none); `None` for the others.
+    fn expected_from_ha1(&self, sent: &AuthorizationHeader, method: &str) -> Option<String> {
+        if sent.algorithm.sess || sent.qop == Some(Qop::AUTH_INT) {
+            return None;
+        }
+        let user = self.users.iter().position(|(u, _)| *u == sent.username)?;
+        let (ha1, h): (&str, fn(&[&[u8]]) -> String) = match sent.algorithm.algo {
+            AlgorithmType::MD5 => (&self.ha1[user][0], hash::<Md5>),
+            AlgorithmType::SHA2_256 => (&self.ha1[user][1], hash::<Sha256>),
+            AlgorithmType::SHA2_512_256 => return None,
+        };
+        let ha2 = h(&[method.as_bytes(), b":", sent.uri.as_bytes()]);
+        let (nonce, ha1, ha2) = (sent.nonce.as_bytes(), ha1.as_bytes(), ha2.as_bytes());
+        Some(match &sent.qop {
+            Some(_) => {
+                let nc = format!("{:08x}", sent.nc);
+                let cnonce = sent.cnonce.as_deref().unwrap_or_default().as_bytes();
+                h(&[ha1, b":", nonce, b":", nc.as_bytes(), b":", cnonce, b":auth:", ha2])
+            }
+            None => h(&[ha1, b":", nonce, b":", ha2]),
+        })
+    }
+
     /// Records `nc` for `nonce`; false when that count was used already (a replay).
     fn count_is_new(&self, nonce: &str, nc: u32) -> bool {
         let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !counts.contains_key(nonce) && counts.len() >= MAX_TRACKED_NONCES {
+        if let Some(window) = counts.get_mut(nonce) {
+            return window.accept(nc);
+        }
+        if counts.len() >= MAX_TRACKED_NONCES {
             counts.shift_remove_index(0);
         }
         counts.entry(nonce.to_owned()).or_default().accept(nc)
@@ -166,7 +211,7 @@ impl Authenticator {
         h.update(self.secret);
         h.update(issued.to_be_bytes());
         h.update(serial.to_be_bytes());
-        h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+        hex(&h.finalize()[..16])
     }
 
     /// `Some(true)` for a nonce of ours that is fresh, `Some(false)` for one that expired,
@@ -175,7 +220,10 @@ impl Authenticator {
         let mut parts = nonce.splitn(3, '.');
         let (issued, serial, tag) = (parts.next()?, parts.next()?, parts.next()?);
         let (issued, serial) = (u64::from_str_radix(issued, 16).ok()?, u64::from_str_radix(serial, 16).ok()?);
-        if !constant_time_eq(tag.as_bytes(), self.tag(issued, serial).as_bytes()) {
+        // A nonce with counts recorded was checked when its first count was: a client reusing
+        // its nonce (as curl and VMS clients do) costs no hash after the first request.
+        let known = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(nonce);
+        if !known && !constant_time_eq(tag.as_bytes(), self.tag(issued, serial).as_bytes()) {
             return None;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -221,6 +269,31 @@ impl ReplayWindow {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// [`constant_time_eq`] with `b` read lower-cased (a client may send its digest in capitals).
+fn constant_time_eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y.to_ascii_lowercase())) == 0
+}
+
+/// The hash of the concatenated `parts` in lower-case hexadecimal.
+fn hash<D: Digest>(parts: &[&[u8]]) -> String {
+    let mut d = D::new();
+    for p in parts {
+        d.update(p);
+    }
+    hex(&d.finalize())
+}
+
+/// Lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// curl writes a request target with raw quotation marks into the Digest `uri` parameter as it
@@ -275,6 +348,24 @@ mod tests {
             assert_eq!(a.check("POST", "/vapix/call", Some(&bad)), Err(Refusal::Unauthorized));
             // A response computed for another URI does not open this one.
             assert_eq!(a.check("POST", "/other", Some(&ok)), Err(Refusal::Unauthorized));
+        }
+    }
+
+    #[test]
+    fn digests_without_qop_and_with_sess_are_checked_too() {
+        let a = auth();
+        for extra in [
+            "algorithm=MD5",
+            "algorithm=SHA-256",
+            "algorithm=MD5-sess, qop=\"auth\"",
+            "algorithm=SHA-256-sess, qop=\"auth\"",
+        ] {
+            let challenge = format!("Digest realm=\"AXIS_TEST\", nonce=\"{}\", {extra}", a.new_nonce());
+            let challenge = HeaderValue::from_str(&challenge).expect("header");
+            let ok = respond(&a, &challenge, "root", "pass", "/vapix/call");
+            assert_eq!(a.check("POST", "/vapix/call", Some(&ok)), Ok("root".into()), "{extra}");
+            let bad = respond(&a, &challenge, "root", "nope", "/vapix/call");
+            assert_eq!(a.check("POST", "/vapix/call", Some(&bad)), Err(Refusal::Unauthorized), "{extra}");
         }
     }
 
