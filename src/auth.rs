@@ -150,7 +150,7 @@ impl Authenticator {
             return None;
         }
         let user = self.users.iter().position(|(u, _)| *u == sent.username)?;
-        let (ha1, h): (&str, fn(&[&[u8]]) -> String) = match sent.algorithm.algo {
+        let (ha1, h): (&str, HashFn) = match sent.algorithm.algo {
             AlgorithmType::MD5 => (&self.ha1[user][0], hash::<Md5>),
             AlgorithmType::SHA2_256 => (&self.ha1[user][1], hash::<Sha256>),
             AlgorithmType::SHA2_512_256 => return None,
@@ -275,6 +275,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn constant_time_eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y.to_ascii_lowercase())) == 0
 }
+
+/// A [`hash`] of one algorithm.
+type HashFn = fn(&[&[u8]]) -> String;
 
 /// The hash of the concatenated `parts` in lower-case hexadecimal.
 fn hash<D: Digest>(parts: &[&[u8]]) -> String {
