@@ -128,7 +128,7 @@ async fn connection(port: u16, auth: Auth, ready: Arc<Barrier>, seconds: u64) ->
     let mut digests: Vec<Vec<u8>> = Vec::new();
     let mut challenge: Option<WwwAuthenticateHeader> = None;
     // `respond` counts nc up on the challenge: the nonce is reused, as curl does.
-    let mut next_digest = |challenge: &mut WwwAuthenticateHeader| {
+    let next_digest = |challenge: &mut WwwAuthenticateHeader| {
         let ctx =
             AuthContext::new_with_method("root", "pass", "/vapix/call", Some(BODY_JSON.as_bytes()), HttpMethod::POST);
         request(port, Some(&challenge.respond(&ctx).expect("digest").to_header_string()))
