@@ -8,7 +8,11 @@
 //! For each, the highest rate at which every call of a run succeeds, over UDP and over TCP
 //! (`-t t1`). Each step runs `SIP_BENCH_SECONDS` (default 3) seconds of calls.
 //!
-//! Run: `cargo bench --bench sip` (target: doorsim ≥ 0.8× sipp's UAS, UDP and TCP).
+//! Then memory per call: doorsim's RSS after a warm-up, and again after `SIP_BENCH_CALLS`
+//! (default 100,000) more calls at 1,500 calls/s, each time once the finished transactions have
+//! lingered out (64·T1, 32 s): a per-call leak shows as growth.
+//!
+//! Run: `cargo bench --bench sip` (target: doorsim ≥ 0.8× sipp's UAS, UDP and TCP; RSS flat).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -121,6 +125,36 @@ fn highest_clean_rate(callee: &Callee, transport: &str, seconds: u32) -> u32 {
     best
 }
 
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// RSS after a warm-up and after `total` more calls, both once transactions lingered out.
+fn memory_per_call(total: u32) {
+    const RATE: u32 = 1500;
+    let linger = Duration::from_secs(34);
+    let (door, port) = start(&Callee::Doorsim, "u1");
+    assert!(calls(port, "u1", RATE, RATE * 3), "warm-up calls");
+    std::thread::sleep(linger);
+    let before = rss_kib(door.0.id());
+    let clean = calls(port, "u1", RATE, total);
+    let peak = rss_kib(door.0.id());
+    std::thread::sleep(linger);
+    let after = rss_kib(door.0.id());
+    let per_call = (after as f64 - before as f64) * 1024.0 / f64::from(total);
+    println!(
+        "  memory: RSS {before} KiB after warm-up, {peak} KiB right after {total} calls ({}), \
+         {after} KiB once they lingered out: {:.2}x, {per_call:.1} bytes per call",
+        if clean { "all succeeded" } else { "SOME FAILED" },
+        after as f64 / before as f64
+    );
+}
+
 fn main() {
     let seconds: u32 = std::env::var("SIP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     println!(
@@ -133,5 +167,9 @@ fn main() {
         println!(
             "  {name}: sipp UAS {baseline:>6} calls/s, doorsim {doorsim:>6} calls/s: {ratio:.2}x (target >= 0.80)"
         );
+    }
+    let total: u32 = std::env::var("SIP_BENCH_CALLS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    if total > 0 {
+        memory_per_call(total);
     }
 }

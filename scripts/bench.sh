@@ -4,7 +4,7 @@
 # fleet's registration part).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for bench in formats dtmf http sip fleet; do
+for bench in formats dtmf http sip rtp fleet; do
     echo "== cargo bench --bench $bench"
     cargo bench --quiet --bench "$bench"
 done
