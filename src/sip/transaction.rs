@@ -411,9 +411,29 @@ impl<W: Wire> Transactions<W> {
     }
 
     fn fire(&mut self, side: Side, key: &Key, timer: Timer) -> Option<Outcome> {
-        match side {
+        let outcome = match side {
             Side::Client => self.fire_client(key, timer),
             Side::Server => self.fire_server(key, timer),
+        };
+        self.shrink_when_sparse();
+        outcome
+    }
+
+    /// Gives the memory of a burst back once it has lingered out: maps and the timer queue
+    /// otherwise keep the capacity of their fullest moment. Amortised O(1): a map shrinks only
+    /// after it emptied to an eighth of its capacity.
+    fn shrink_when_sparse(&mut self) {
+        fn sparse<K, V>(map: &HashMap<K, V>) -> bool {
+            map.capacity() > 1024 && map.len() < map.capacity() / 8
+        }
+        if sparse(&self.servers) {
+            self.servers.shrink_to(self.servers.len() * 2);
+        }
+        if sparse(&self.clients) {
+            self.clients.shrink_to(self.clients.len() * 2);
+        }
+        if self.timers.capacity() > 4096 && self.timers.len() < self.timers.capacity() / 8 {
+            self.timers.shrink_to_fit();
         }
     }
 
