@@ -323,6 +323,16 @@ impl DeviceState {
     }
 }
 
+/// How much state the SIP user agent holds, reported by it after each thing it handles (relaxed
+/// counters: a reader sees recent values, never torn ones).
+#[derive(Debug, Default)]
+pub struct SipLoad {
+    /// Transactions, both sides, lingering ones included.
+    pub transactions: std::sync::atomic::AtomicUsize,
+    /// Dialogs (calls on the wire).
+    pub dialogs: std::sync::atomic::AtomicUsize,
+}
+
 /// The store: one device's state behind a mutex that is never held across an `.await`, and
 /// the registration status the SIP user agent reports per account.
 #[derive(Debug)]
@@ -338,6 +348,8 @@ pub struct Store {
     registration_revision: tokio::sync::watch::Sender<u64>,
     /// Why the SIP listeners are not running although SIP is enabled (a port in use).
     sip_listener_problem: Mutex<Option<String>>,
+    /// What the SIP user agent holds now, as it last reported it.
+    sip_load: SipLoad,
     /// A revision number bumped on every committed change, for components that follow the
     /// configuration (the SIP listeners).
     revision: tokio::sync::watch::Sender<u64>,
@@ -351,6 +363,7 @@ impl Default for Store {
             registrations: Mutex::default(),
             registration_revision: tokio::sync::watch::Sender::new(0),
             sip_listener_problem: Mutex::default(),
+            sip_load: SipLoad::default(),
             revision: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -440,6 +453,11 @@ impl Store {
     /// Records why the SIP listeners cannot run (`None`: they run, or SIP is off).
     pub fn set_sip_listener_problem(&self, problem: Option<String>) {
         *self.sip_listener_problem.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+
+    /// What the SIP user agent holds now: its state is bounded, and this shows it.
+    pub fn sip_load(&self) -> &SipLoad {
+        &self.sip_load
     }
 
     /// Why the SIP listeners cannot run, if they cannot.

@@ -69,6 +69,12 @@ async fn garbage_and_mutated_sip_leave_the_device_answering() {
         }
     }
     assert!(common::answers_options("127.0.0.1", port).await, "OPTIONS still answered");
+    // What the garbage leaves: no dialog, at most one (lingering) transaction per datagram, and
+    // memory within a budget of 4 KiB per transaction.
+    let sip = d.state().await["Sip"].clone();
+    assert_eq!(sip["Dialogs"], 0, "{sip}");
+    let transactions = sip["Transactions"].as_u64().expect("count");
+    assert!(transactions <= 20_001, "one transaction per request at most: {sip}");
     let after = d.rss_kib();
-    assert!(after < before + 16 * 1024, "memory grew from {before} KiB to {after} KiB");
+    assert!(after < before + 16 * 1024 + transactions * 4, "memory grew from {before} KiB to {after} KiB ({sip})");
 }

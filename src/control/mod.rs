@@ -116,6 +116,10 @@ impl Control {
         json!({
             "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null),
             "SipListener": {"Problem": self.store.sip_listener_problem()},
+            "Sip": {
+                "Transactions": self.store.sip_load().transactions.load(std::sync::atomic::Ordering::Relaxed),
+                "Dialogs": self.store.sip_load().dialogs.load(std::sync::atomic::Ordering::Relaxed),
+            },
             "Events": {"Subscribers": self.bus.subscribers(), "Dropped": self.bus.dropped()},
             "Streams": {"AudioFromDevice": counts[0], "AudioToDevice": counts[1], "VideoFromDevice": counts[2]},
             "Calls": serde_json::to_value(self.engine.statuses(&[])).unwrap_or(Value::Null),

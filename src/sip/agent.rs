@@ -143,6 +143,10 @@ impl Agent {
                 outcome = self.transactions.next_outcome() => self.on_outcome(outcome),
                 account = self.registrations.next_due() => self.registration(|r, ctx| r.due(&account, ctx)),
             }
+            let load = self.store.sip_load();
+            let transactions = self.transactions.server_count() + self.transactions.client_count();
+            load.transactions.store(transactions, std::sync::atomic::Ordering::Relaxed);
+            load.dialogs.store(self.dialogs.len(), std::sync::atomic::Ordering::Relaxed);
             if self.winding_down.is_some() && self.registrations.all_left() {
                 if let Some(done) = self.winding_down.take() {
                     let _ = done.send(());
