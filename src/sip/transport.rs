@@ -29,9 +29,12 @@ use crate::listener::next_admitted;
 pub const INBOUND_QUEUE: usize = 1024;
 /// Most TCP and TLS connections at once, accepted and opened together.
 pub const MAX_CONNECTIONS: usize = 256;
-/// Messages waiting to be written on one connection; beyond this a message is dropped (the
-/// transaction layer retransmits or times out, as over UDP).
-const OUTBOUND_QUEUE: usize = 64;
+/// Messages waiting to be written on one connection. The writer sends what is queued in one
+/// write, so this is reached only when the peer stops reading; a message beyond it is dropped
+/// with a warning, and the peer's transaction times out (no retransmission on a stream). Room
+/// for a burst of several thousand calls a second on one connection (sipp's `-t t1`), at most
+/// about 1 MiB per connection.
+const OUTBOUND_QUEUE: usize = 2048;
 /// A TLS handshake must finish within this time.
 pub const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -128,7 +131,10 @@ impl Wire for Transports {
             }
             kind => {
                 let writer = lock(&self.streams).get(&(kind, path.peer)).cloned().ok_or(SendError::NoConnection)?;
-                writer.try_send(bytes).map_err(|_| SendError::Refused)
+                writer.try_send(bytes).map_err(|e| {
+                    tracing::warn!(peer = %path.peer, error = %e, "SIP message not queued on its connection");
+                    SendError::Refused
+                })
             }
         }
     }
@@ -243,10 +249,18 @@ impl Streams {
         let closed = CancellationToken::new();
         let writer_closed = closed.clone();
         self.tracker.spawn(async move {
+            // Messages queued meanwhile go out in the same write: one system call for a burst.
+            let mut batch = Vec::with_capacity(READ_CHUNK);
             while let Some(bytes) = rx.recv().await {
-                if writer.write_all(&bytes).await.is_err() {
+                batch.extend_from_slice(&bytes);
+                while batch.len() < READ_CHUNK {
+                    let Ok(more) = rx.try_recv() else { break };
+                    batch.extend_from_slice(&more);
+                }
+                if writer.write_all(&batch).await.is_err() {
                     break;
                 }
+                batch.clear();
             }
             writer_closed.cancel();
         });
@@ -296,13 +310,22 @@ pub async fn run_stream(
     }
 }
 
+/// What one read from a SIP connection may take.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// Reads and frames one connection.
 async fn read_stream<R>(mut reader: R, path: Path, streams: &Streams)
 where
     R: AsyncRead + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
+        // Room for a full read: `split_to` leaves only the tail's capacity, and a full
+        // BytesMut grows by 64 bytes a read. `reserve` takes the buffer back once the messages
+        // split off it are gone.
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
