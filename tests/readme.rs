@@ -96,7 +96,16 @@ async fn the_readme_vms_call_is_one_call_active_as_long_as_its_audio() {
     run(&audio);
     let took = started.elapsed();
     assert!(took >= std::time::Duration::from_millis(2900), "3 s of audio plays for 3 s (took {took:?})");
-    let events = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+    // The call ends when the stream does, a moment after curl exits: wait for that event.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let events = loop {
+        let events = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+        let ended = events["Events"].as_array().is_some_and(|e| e.iter().any(|e| e["data"]["Reason"] == "Terminated"));
+        if ended || std::time::Instant::now() >= deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let at = |reason: &str| {
         events["Events"]
             .as_array()

@@ -48,6 +48,17 @@ pub const SAMPLE_RATE: usize = 8000;
 /// The tone's frequency: 400 Hz divides 8000 Hz, so one second loops without a click.
 const TONE_HZ: f64 = 400.0;
 
+/// One second of the tone in `codec`, generated once (RTP sessions send slices of it).
+pub fn tone_second_in(codec: Codec) -> &'static [u8] {
+    static ALAW: OnceLock<Vec<u8>> = OnceLock::new();
+    match codec {
+        Codec::Pcmu => tone_second(),
+        Codec::Pcma => {
+            ALAW.get_or_init(|| tone_second().iter().map(|b| g711::alaw_encode(g711::ulaw_decode(*b))).collect())
+        }
+    }
+}
+
 /// One second of a 400 Hz tone as µ-law, generated once.
 pub fn tone_second() -> &'static Bytes {
     static TONE: OnceLock<Bytes> = OnceLock::new();

@@ -20,8 +20,7 @@ use super::RtpHeader;
 use crate::calls::MediaCounters;
 use crate::dtmf::rfc4733::{event_of, Decoder, TelephoneEvent};
 use crate::dtmf::{CallDtmf, Method};
-use crate::media::g711::{alaw_encode, ulaw_decode};
-use crate::media::{tone_second, Codec};
+use crate::media::{tone_second_in, Codec};
 
 /// Samples per 20 ms packet at 8 kHz.
 const FRAME: usize = 160;
@@ -177,13 +176,9 @@ async fn run(socket: UdpSocket, media: Media, mut digits: mpsc::Receiver<char>, 
                         h.packet(&event.to_bytes())
                     }
                     _ => {
-                        let tone = tone_second();
-                        let frame: Vec<u8> = match plan.codec {
-                            Codec::Pcmu => tone.slice(offset..offset + FRAME).to_vec(),
-                            Codec::Pcma => tone[offset..offset + FRAME].iter().map(|b| alaw_encode(ulaw_decode(*b))).collect(),
-                        };
+                        let tone = tone_second_in(plan.codec);
+                        let p = header.packet(&tone[offset..offset + FRAME]);
                         offset = (offset + FRAME) % tone.len();
-                        let p = header.packet(&frame);
                         header.marker = false;
                         p
                     }
