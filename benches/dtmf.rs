@@ -6,17 +6,16 @@
 //!
 //! Run: `cargo bench --bench dtmf` (target: p99 under 1 ms on loopback).
 
+mod common;
+
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use doorsim::device::{Device, DeviceConfig};
 use doorsim::dtmf::rfc4733::{Decoder, TelephoneEvent};
 use doorsim::events::topics;
-use doorsim::profile::Profile;
 use doorsim::rtp::RtpHeader;
 use tokio::net::UdpSocket;
-use tokio_util::sync::CancellationToken;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -66,47 +65,8 @@ fn decoder_bench() {
     );
 }
 
-async fn device() -> (Device, CancellationToken) {
-    let stop = CancellationToken::new();
-    let config = DeviceConfig {
-        auto_answer: Some(Duration::ZERO),
-        ..DeviceConfig::on_loopback(Profile::load("A8207-VE").expect("profile"))
-    };
-    (Device::start(config, stop.clone()).await.expect("device"), stop)
-}
-
 async fn latency_bench() {
-    let (device, stop) = device().await;
-    let sip_port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        s.local_addr().expect("addr").port()
-    };
-    let store = &device.store;
-    store
-        .update(|s| {
-            s.sip_configuration.sip_enabled = true;
-            s.sip_configuration.sip_port = sip_port;
-            s.sip_configuration.sip_tls_port = sip_port + 1;
-            s.sip_configuration.allow_incoming_calls = true;
-            s.set_dtmf_events(vec![doorsim::model::DtmfEvent { id: "e".into(), name: "e".into() }])?;
-            s.set_dtmf_triggers(vec![doorsim::model::DtmfTrigger {
-                id: "t".into(),
-                dtmf_sequence: "1".into(),
-                dtmf_event_id: "e".into(),
-            }])?;
-            s.set_dtmf_configurations(vec![doorsim::model::DtmfConfiguration {
-                id: "c".into(),
-                name: "c".into(),
-                dtmf_trigger_id: vec!["t".into()],
-                rfc2833: true,
-                rfc2976: true,
-            }])?;
-            if let Some(a) = s.sip_accounts.get_mut("peer-to-peer") {
-                a.dtmf_configuration_id = "c".into();
-            }
-            Ok(())
-        })
-        .expect("configure");
+    let (device, stop, sip_port) = common::dtmf_device(16).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A raw SIP peer: INVITE with telephone-event, wait for the 200, ACK.
     let sip = UdpSocket::bind("127.0.0.1:0").await.expect("sip");

@@ -7,35 +7,16 @@
 //! Run: `cargo bench --bench fleet` (or `scripts/bench.sh`). Set `FLEET_SIZE` for another size,
 //! `FLEET_SKIP_REGISTER=1` to skip the kamailio part.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// A child process killed (with its process group) on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
+use common::{free_port, rss_kib, Running};
 
 /// Starts a fleet; returns it, its management address and HTTP port once the banner is out.
 fn fleet(base: &str, args: &[&str]) -> (Running, String, u16) {

@@ -12,9 +12,10 @@
 //! Run: `cargo bench --bench http` (targets: doorsim ≥ 0.8× bare hyper, Digest within 10 % of
 //! Basic). `HTTP_BENCH_SECONDS` sets each run's length (default 5).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,22 +24,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 
+use common::{free_port, Running};
+
 const CONNECTIONS: usize = 64;
 const BODY_JSON: &str = r#"{"axcall:GetSIPConfiguration":{}}"#;
-
-/// A child process killed (with its process group) on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
-}
 
 /// The bare baseline: hyper answering every request with `body` once it has read the request's.
 async fn bare_server(port: u16, body: bytes::Bytes) {
@@ -198,22 +187,6 @@ fn wrk(port: u16, basic: bool, seconds: u64) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok())
 }
 
-/// A doorsim process on a free port, once it serves.
-fn doorsim() -> (Running, u16) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
-        .args(["--http", &format!("127.0.0.1:{port}"), "--rtsp", &format!("127.0.0.1:{}", free_port())])
-        .args(["--log", "error"])
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("doorsim");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.contains("Call service API")).expect("banner");
-    std::thread::spawn(move || lines.for_each(drop));
-    (Running(child), port)
-}
-
 /// Sends one Call service request (Basic auth); panics unless it is answered 200.
 async fn call(port: u16, body: &str) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
@@ -256,7 +229,7 @@ fn main() {
     let seconds: u64 = std::env::var("HTTP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let (door, door_port) = doorsim();
+        let (door, door_port) = common::doorsim(&[]);
         let answer = call(door_port, BODY_JSON).await;
         let bare_port = free_port();
         let bare = Running(

@@ -13,15 +13,15 @@
 //! Run: `cargo bench --bench rtp` (targets: interval within ±2 ms at p99, no drops, DTMF p99
 //! under 1 ms). `RTP_BENCH_CALLS` sets the number of calls.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use doorsim::device::{Device, DeviceConfig};
 use doorsim::dtmf::rfc4733::TelephoneEvent;
 use doorsim::events::topics;
-use doorsim::profile::Profile;
 use doorsim::rtp::RtpHeader;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -34,45 +34,6 @@ struct Call {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(((sorted.len().saturating_sub(1)) as f64 * p).round() as usize).copied().unwrap_or_default()
-}
-
-/// A device answering at once, with DTMF `1` bound to the event `e` on its account.
-async fn device(calls: usize) -> (Device, CancellationToken, u16) {
-    let stop = CancellationToken::new();
-    let config = DeviceConfig {
-        auto_answer: Some(Duration::ZERO),
-        max_calls: calls + 16,
-        ..DeviceConfig::on_loopback(Profile::load("A8207-VE").expect("profile"))
-    };
-    let device = Device::start(config, stop.clone()).await.expect("device");
-    let sip_port = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp").local_addr().expect("addr").port();
-    device
-        .store
-        .update(|s| {
-            s.sip_configuration.sip_enabled = true;
-            s.sip_configuration.sip_port = sip_port;
-            s.sip_configuration.sip_tls_port = sip_port + 1;
-            s.sip_configuration.allow_incoming_calls = true;
-            s.set_dtmf_events(vec![doorsim::model::DtmfEvent { id: "e".into(), name: "e".into() }])?;
-            s.set_dtmf_triggers(vec![doorsim::model::DtmfTrigger {
-                id: "t".into(),
-                dtmf_sequence: "1".into(),
-                dtmf_event_id: "e".into(),
-            }])?;
-            s.set_dtmf_configurations(vec![doorsim::model::DtmfConfiguration {
-                id: "c".into(),
-                name: "c".into(),
-                dtmf_trigger_id: vec!["t".into()],
-                rfc2833: true,
-                rfc2976: true,
-            }])?;
-            if let Some(a) = s.sip_accounts.get_mut("peer-to-peer") {
-                a.dtmf_configuration_id = "c".into();
-            }
-            Ok(())
-        })
-        .expect("configure");
-    (device, stop, sip_port)
 }
 
 /// Sets up `n` calls from one SIP socket (INVITE, 200, ACK), a batch at a time.
@@ -241,7 +202,7 @@ fn main() {
     let seconds: u64 = std::env::var("RTP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let device_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
     let peer_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-    let (device, stop_device, sip_port) = device_rt.block_on(device(n));
+    let (device, stop_device, sip_port) = device_rt.block_on(common::dtmf_device(n + 16));
     println!("RTP: {n} calls, each 50 packets/s both ways for {seconds} s");
     peer_rt.block_on(async {
         let base = floor(n, seconds).await;

@@ -14,33 +14,16 @@
 //!
 //! Run: `cargo bench --bench sip` (target: doorsim ≥ 0.8× sipp's UAS, UDP and TCP; RSS flat).
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use common::{free_port, rss_kib, Running};
 
 /// Call rates tried, in calls per second.
 const RATES: &[u32] = &[250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000];
-
-/// A child process killed (with its process group) on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let port = udp.local_addr().expect("addr").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// What answers the calls.
 enum Callee {
@@ -52,44 +35,34 @@ enum Callee {
 /// once it answers.
 fn start(callee: &Callee, transport: &str) -> (Running, u16) {
     let port = free_port();
-    let child = match callee {
+    let callee = match callee {
         Callee::Sipp => Command::new("sipp")
             .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &port.to_string(), "-t", transport, "-nostdin"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
+            .map(Running)
             .expect("sipp (Debian sip-tester)"),
         Callee::Doorsim => {
             let setup = format!(
                 r#"{{"axcall:SetSIPConfiguration":{{"SIPConfiguration":{{"SIPEnabled":true,"AllowIncomingCalls":true,"SIPPort":{port},"SIPTLSPort":{}}}}}}}"#,
                 free_port()
             );
-            let http = free_port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
-                .args(["--http", &format!("127.0.0.1:{http}"), "--rtsp", &format!("127.0.0.1:{}", free_port())])
-                .args(["--auto-answer", "0", "--max-calls", "100000", "--log", "error"])
-                .stdout(Stdio::piped())
-                .process_group(0)
-                .spawn()
-                .expect("doorsim");
-            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-            lines.by_ref().map_while(Result::ok).find(|l| l.contains("Call service API")).expect("banner");
-            std::thread::spawn(move || lines.for_each(drop));
+            let (door, http) = common::doorsim(&["--auto-answer", "0", "--max-calls", "100000"]);
             let answer = Command::new("curl")
                 .args(["-s", "-u", "root:pass", "--anyauth", "-d", &setup])
                 .arg(format!("http://127.0.0.1:{http}/vapix/call"))
                 .output()
                 .expect("curl");
             assert!(String::from_utf8_lossy(&answer.stdout).contains('{'), "SIP enabled");
-            child
+            door
         }
     };
-    let running = Running(child);
     // It answers when a one-call run succeeds.
     for _ in 0..100 {
         if calls(port, transport, 10, 1) {
-            return (running, port);
+            return (callee, port);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -123,15 +96,6 @@ fn highest_clean_rate(callee: &Callee, transport: &str, seconds: u32) -> u32 {
     }
     drop(running);
     best
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// RSS after a warm-up and after `total` more calls, both once transactions lingered out.
