@@ -135,6 +135,11 @@ impl Decoder {
         out
     }
 
+    /// When [`Decoder::poll`] would close the open event, if one is open.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.open.map(|open| open.last_packet + OPEN_EVENT_LIMIT)
+    }
+
     /// Closes an event that has had no packets for [`OPEN_EVENT_LIMIT`]; returns its digit.
     pub fn poll(&mut self, now: Instant) -> Option<char> {
         let open = self.open?;

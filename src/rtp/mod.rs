@@ -1,6 +1,7 @@
 //! RTP (RFC 3550): the fixed 12-byte header ([`RtpHeader`]), written and read by hand because it is a
 //! dozen lines and the crates that do it (rtp-rs) are thinly maintained.
 
+pub mod media_loop;
 pub mod session;
 
 /// The fixed RTP header without CSRCs or extensions.
@@ -25,13 +26,19 @@ impl RtpHeader {
     /// The packet: this header followed by `payload`.
     pub fn packet(&self, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        self.write(payload, &mut out);
+        out
+    }
+
+    /// Writes the packet (this header followed by `payload`) into `out`, replacing what it held.
+    pub fn write(&self, payload: &[u8], out: &mut Vec<u8>) {
+        out.clear();
         out.push(0x80); // version 2, no padding, no extension, no CSRC
         out.push((u8::from(self.marker) << 7) | (self.payload_type & 0x7F));
         out.extend_from_slice(&self.sequence.to_be_bytes());
         out.extend_from_slice(&self.timestamp.to_be_bytes());
         out.extend_from_slice(&self.ssrc.to_be_bytes());
         out.extend_from_slice(payload);
-        out
     }
 
     /// Reads the header of `packet`; returns it with the payload (CSRCs and extension skipped).

@@ -1,21 +1,17 @@
 //! One call's RTP: a UDP socket from RTPStartPort upward, a 400 Hz tone sent in the negotiated
-//! G.711 codec at real-time pace (20 ms packets), received packets counted, RFC 4733
+//! G.711 codec at real-time pace (20 ms packets, on the process's media loop), received packets counted, RFC 4733
 //! telephone-events decoded into the call's DTMF and sent on request, and symmetric RTP: once
 //! the peer's packets arrive, media goes back to where they came from.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use rand::Rng;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::time::MissedTickBehavior;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use super::media_loop::{Joining, MediaLoop};
 use super::RtpHeader;
 use crate::calls::MediaCounters;
 use crate::dtmf::rfc4733::{event_of, Decoder, TelephoneEvent};
@@ -23,7 +19,7 @@ use crate::dtmf::{CallDtmf, Method};
 use crate::media::{tone_second_in, Codec};
 
 /// Samples per 20 ms packet at 8 kHz.
-const FRAME: usize = 160;
+pub(super) const FRAME: usize = 160;
 /// Ports tried for one call before it is refused (503).
 const PORT_ATTEMPTS: u16 = 400;
 /// Packets of one sent digit: 5 updates (100 ms) then 3 end packets.
@@ -55,7 +51,7 @@ impl RtpPorts {
                 Ok(s) => {
                     self.next = ((offset + 1) % u32::from(pairs)) as u16;
                     s.set_nonblocking(true)?;
-                    return UdpSocket::from_std(s);
+                    return Ok(s);
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -80,136 +76,213 @@ pub struct MediaPlan {
 /// A running RTP session; dropping it stops the media.
 #[derive(Debug)]
 pub struct RtpSession {
-    stop: CancellationToken,
-    digits: mpsc::Sender<char>,
-    /// Off while the peer holds the call (sendonly/inactive): the clock runs, nothing is sent.
-    sending: Arc<AtomicBool>,
+    /// The sending side, which the [`MediaLoop`] drives.
+    outbound: Arc<Outbound>,
 }
 
 impl Drop for RtpSession {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.outbound.stopped.store(true, Ordering::Relaxed);
     }
 }
 
 impl RtpSession {
-    /// Starts sending and receiving on `socket` as `plan` says, counting into `counters`;
-    /// received telephone-events go to `dtmf`.
+    /// Hands `socket` to the process's [`MediaLoop`], which sends and receives on it as `plan`
+    /// says, counting into `counters`; received telephone-events go to `dtmf`.
     pub fn start(
-        socket: UdpSocket,
+        socket: std::net::UdpSocket,
         plan: MediaPlan,
         counters: Arc<MediaCounters>,
         dtmf: Arc<Mutex<CallDtmf>>,
-        tracker: &TaskTracker,
     ) -> Self {
-        let stop = CancellationToken::new();
-        let (digits, digit_rx) = mpsc::channel(DIGIT_QUEUE);
-        let sending = Arc::new(AtomicBool::new(true));
-        let media = Media { plan, counters, dtmf, sending: sending.clone() };
-        tracker.spawn(run(socket, media, digit_rx, stop.clone()));
-        Self { stop, digits, sending }
+        let outbound = Arc::new(Outbound {
+            sender: Mutex::new(Sender::new(&plan)),
+            stopped: AtomicBool::new(false),
+            counters: counters.clone(),
+        });
+        let inbound = Inbound {
+            counters,
+            dtmf,
+            telephone_event: plan.telephone_event,
+            decoder: Decoder::new(),
+            learned: false,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        };
+        match MediaLoop::get() {
+            Some(media) => {
+                let socket = mio::net::UdpSocket::from_std(socket);
+                media.join(Joining { socket, outbound: outbound.clone(), inbound });
+            }
+            None => tracing::warn!("no media loop: the call has no RTP"),
+        }
+        Self { outbound }
     }
 
     /// Sends media (true) or holds it (false), as the peer's latest offer asks.
     pub fn set_sending(&self, on: bool) {
-        self.sending.store(on, Ordering::Relaxed);
+        self.outbound.sender().sending = on;
     }
 
-    /// Queues DTMF digits to send as RFC 4733 events; false when none was negotiated or the
-    /// queue is full.
+    /// Queues DTMF digits to send as RFC 4733 events; false (and none queued) when
+    /// telephone-events were not negotiated or the queue has no room for them all.
     pub fn send_digits(&self, digits: &str) -> bool {
-        digits.chars().all(|d| self.digits.try_send(d).is_ok())
+        let mut sender = self.outbound.sender();
+        let count = digits.chars().count();
+        if sender.telephone_event.is_none() || sender.digits.len() + count > DIGIT_QUEUE {
+            return false;
+        }
+        sender.digits.extend(digits.chars());
+        true
     }
 }
 
-/// What one session's task works with.
-struct Media {
-    plan: MediaPlan,
+/// One session's sending side: shared by the session (hold, digits, stop) and the loop.
+#[derive(Debug)]
+pub(super) struct Outbound {
+    sender: Mutex<Sender>,
+    /// Set when the session ends: the loop drops it at its next slot.
+    stopped: AtomicBool,
+    counters: Arc<MediaCounters>,
+}
+
+impl Outbound {
+    fn sender(&self) -> std::sync::MutexGuard<'_, Sender> {
+        self.sender.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the session has ended.
+    pub(super) fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Sends this period's packet (tone or telephone-event) on `socket`, built in `packet`.
+    /// Never blocks: a packet the socket cannot take at once is lost, as on a real link.
+    pub(super) fn send_next(&self, socket: &mio::net::UdpSocket, packet: &mut Vec<u8>) {
+        let mut sender = self.sender();
+        let Some(remote) = sender.next_packet(packet) else { return };
+        drop(sender);
+        if socket.send_to(packet, remote).is_ok() {
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the sending side keeps between ticks.
+#[derive(Debug)]
+struct Sender {
+    /// Where the peer receives: the SDP's address until its packets show where it really is.
+    remote: SocketAddr,
+    header: RtpHeader,
+    codec: Codec,
+    telephone_event: Option<u8>,
+    /// Where the next tone slice starts.
+    offset: usize,
+    /// Off while the peer holds the call (sendonly/inactive): the clock runs, nothing is sent.
+    sending: bool,
+    /// Digits waiting to be sent.
+    digits: VecDeque<char>,
+    /// Telephone-event packets of the digit being sent: (payload, marker).
+    outgoing: VecDeque<(TelephoneEvent, bool)>,
+    /// The timestamp every packet of the digit being sent carries.
+    event_timestamp: u32,
+}
+
+impl Sender {
+    fn new(plan: &MediaPlan) -> Self {
+        let mut rng = rand::thread_rng();
+        Self {
+            remote: plan.remote,
+            header: RtpHeader {
+                marker: true,
+                payload_type: plan.payload_type,
+                sequence: rng.gen(),
+                timestamp: rng.gen(),
+                ssrc: rng.gen(),
+            },
+            codec: plan.codec,
+            telephone_event: plan.telephone_event,
+            offset: 0,
+            sending: true,
+            digits: VecDeque::new(),
+            outgoing: VecDeque::new(),
+            event_timestamp: 0,
+        }
+    }
+
+    /// Writes this tick's packet into `packet` and moves the stream on by one frame; returns
+    /// where to send it, or None while on hold.
+    fn next_packet(&mut self, packet: &mut Vec<u8>) -> Option<SocketAddr> {
+        if self.outgoing.is_empty() {
+            if let Some(event) = self.digits.pop_front().and_then(event_of) {
+                self.event_timestamp = self.header.timestamp;
+                for i in 1..=DIGIT_UPDATES {
+                    let update = TelephoneEvent { event, end: false, volume: 10, duration: i * FRAME as u16 };
+                    self.outgoing.push_back((update, i == 1));
+                }
+                let length = (DIGIT_UPDATES + 1) * FRAME as u16;
+                for _ in 0..3 {
+                    self.outgoing.push_back((TelephoneEvent { event, end: true, volume: 10, duration: length }, false));
+                }
+            }
+        }
+        match (self.outgoing.pop_front(), self.telephone_event) {
+            (Some((event, marker)), Some(payload_type)) => {
+                let h = RtpHeader { marker, payload_type, timestamp: self.event_timestamp, ..self.header };
+                h.write(&event.to_bytes(), packet);
+            }
+            _ => {
+                let tone = tone_second_in(self.codec);
+                self.header.write(&tone[self.offset..self.offset + FRAME], packet);
+                self.offset = (self.offset + FRAME) % tone.len();
+                self.header.marker = false;
+            }
+        }
+        self.header.sequence = self.header.sequence.wrapping_add(1);
+        self.header.timestamp = self.header.timestamp.wrapping_add(FRAME as u32);
+        self.sending.then_some(self.remote)
+    }
+}
+
+/// One session's receiving side, owned by the loop: counts packets, learns where the peer
+/// really sends from, decodes telephone-events.
+pub(super) struct Inbound {
     counters: Arc<MediaCounters>,
     dtmf: Arc<Mutex<CallDtmf>>,
-    sending: Arc<AtomicBool>,
+    telephone_event: Option<u8>,
+    decoder: Decoder,
+    /// Whether the peer's source address has been seen.
+    learned: bool,
+    /// The device's runtime: a digit may start door timers there.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
-async fn run(socket: UdpSocket, media: Media, mut digits: mpsc::Receiver<char>, stop: CancellationToken) {
-    let Media { plan, counters, dtmf, sending } = media;
-    let mut remote = plan.remote;
-    let mut ticks = tokio::time::interval(Duration::from_millis(20));
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut header = {
-        let mut rng = rand::thread_rng();
-        RtpHeader {
-            marker: true,
-            payload_type: plan.payload_type,
-            sequence: rng.gen(),
-            timestamp: rng.gen(),
-            ssrc: rng.gen(),
+impl Inbound {
+    /// One received datagram from `from`.
+    pub(super) fn packet(&mut self, data: &[u8], from: SocketAddr, outbound: &Outbound) {
+        let Some((h, payload)) = RtpHeader::parse(data) else { return };
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        if !self.learned {
+            // Symmetric RTP (RFC 4961): answer where the peer really sends from.
+            outbound.sender().remote = from;
+            self.learned = true;
         }
-    };
-    let mut offset = 0usize;
-    let mut buf = vec![0u8; 2048];
-    let mut learned = false;
-    let mut decoder = Decoder::new();
-    // Telephone-event packets still to send: (payload, marker, same timestamp as the event).
-    let mut outgoing: VecDeque<(TelephoneEvent, bool)> = VecDeque::new();
-    let mut event_timestamp = 0u32;
-    let report = |digit: char| {
-        dtmf.lock().unwrap_or_else(std::sync::PoisonError::into_inner).digit(digit, Method::Rfc2833, Instant::now())
-    };
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            Some(digit) = digits.recv(), if outgoing.is_empty() && plan.telephone_event.is_some() => {
-                if let Some(event) = event_of(digit) {
-                    event_timestamp = header.timestamp;
-                    for i in 1..=DIGIT_UPDATES {
-                        outgoing.push_back((TelephoneEvent { event, end: false, volume: 10, duration: i * FRAME as u16 }, i == 1));
-                    }
-                    for _ in 0..3 {
-                        outgoing.push_back((TelephoneEvent { event, end: true, volume: 10, duration: (DIGIT_UPDATES + 1) * FRAME as u16 }, false));
-                    }
-                }
+        if Some(h.payload_type) == self.telephone_event {
+            for digit in self.decoder.packet(h.ssrc, h.timestamp, payload, Instant::now()) {
+                self.report(digit);
             }
-            _ = ticks.tick() => {
-                let packet = match (outgoing.pop_front(), plan.telephone_event) {
-                    (Some((event, marker)), Some(pt)) => {
-                        let h = RtpHeader { marker, payload_type: pt, timestamp: event_timestamp, ..header };
-                        h.packet(&event.to_bytes())
-                    }
-                    _ => {
-                        let tone = tone_second_in(plan.codec);
-                        let p = header.packet(&tone[offset..offset + FRAME]);
-                        offset = (offset + FRAME) % tone.len();
-                        header.marker = false;
-                        p
-                    }
-                };
-                if sending.load(Ordering::Relaxed) && socket.send_to(&packet, remote).await.is_ok() {
-                    counters.sent.fetch_add(1, Ordering::Relaxed);
-                }
-                header.sequence = header.sequence.wrapping_add(1);
-                header.timestamp = header.timestamp.wrapping_add(FRAME as u32);
-                if let Some(digit) = decoder.poll(Instant::now()) {
-                    report(digit);
-                }
-            }
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((n, from)) => {
-                    let Some((h, payload)) = RtpHeader::parse(&buf[..n]) else { continue };
-                    counters.received.fetch_add(1, Ordering::Relaxed);
-                    if !learned {
-                        // Symmetric RTP (RFC 4961): answer where the peer really sends from.
-                        remote = from;
-                        learned = true;
-                    }
-                    if Some(h.payload_type) == plan.telephone_event {
-                        for digit in decoder.packet(h.ssrc, h.timestamp, payload, Instant::now()) {
-                            report(digit);
-                        }
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "RTP receive failed"),
-            },
         }
+    }
+
+    /// Closes an event whose end never came, once it has been open too long.
+    pub(super) fn poll(&mut self, now: Instant) {
+        if let Some(digit) = self.decoder.poll(now) {
+            self.report(digit);
+        }
+    }
+
+    fn report(&self, digit: char) {
+        let _runtime = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
+        self.dtmf.lock().unwrap_or_else(PoisonError::into_inner).digit(digit, Method::Rfc2833, Instant::now());
     }
 }
 

@@ -64,8 +64,6 @@ pub(super) struct Agent {
     pub(super) pending_calls: HashMap<String, (String, String)>,
     /// The RTP ports of new calls.
     pub(super) rtp_ports: crate::rtp::session::RtpPorts,
-    /// The device's tasks (RTP sessions among them).
-    pub(super) tracker: TaskTracker,
     /// Set while the device winds down: told when the last un-registration is answered.
     pub(super) winding_down: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -113,7 +111,6 @@ pub fn start(
         dialogs: HashMap::new(),
         pending_calls: HashMap::new(),
         rtp_ports: crate::rtp::session::RtpPorts::default(),
-        tracker: tracker.clone(),
         winding_down: None,
     };
     let queues = Queues { inbound: inbound_rx, commands: command_rx, connected: connected_rx, changed: changed_rx };

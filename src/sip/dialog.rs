@@ -6,8 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::net::UdpSocket;
-use tokio_util::task::TaskTracker;
+use std::net::UdpSocket;
 
 use super::address::Local;
 use super::digest;
@@ -173,12 +172,12 @@ impl Dialog {
     }
 
     /// Starts the RTP of an answered call and tells the engine its codec and counters.
-    pub(super) fn start_media(&mut self, engine: &CallEngine, tracker: &TaskTracker) {
+    pub(super) fn start_media(&mut self, engine: &CallEngine) {
         let m = &mut self.media;
         if let (Some(socket), Some((n, remote))) = (m.socket.take(), m.negotiated) {
             let plan =
                 MediaPlan { remote, codec: n.codec, payload_type: n.payload_type, telephone_event: n.telephone_event };
-            m.rtp = Some(RtpSession::start(socket, plan, m.counters.clone(), m.dtmf.clone(), tracker));
+            m.rtp = Some(RtpSession::start(socket, plan, m.counters.clone(), m.dtmf.clone()));
             engine.set_media(&self.engine_id, n.codec.name(), self.path.kind.via(), m.counters.clone());
         }
     }

@@ -201,7 +201,7 @@ impl Agent {
                                 sdp::negotiate(a, &codecs).map(|n| (n, std::net::SocketAddr::new(a.address, a.port)));
                         }
                         d.phase = Phase::Confirmed;
-                        d.start_media(&self.engine, &self.tracker);
+                        d.start_media(&self.engine);
                         if let (Some(rtp), Some(a)) = (&d.media.rtp, &answer) {
                             rtp.set_sending(a.port != 0 && a.direction.peer_receives());
                         }

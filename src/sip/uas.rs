@@ -196,7 +196,7 @@ impl Agent {
         ok.body = Bytes::from(d.media.sdp(&local));
         d.phase = Phase::Answered;
         d.pending_ack = d.invite.cseq().map(|(n, _)| (n, key.clone()));
-        d.start_media(&self.engine, &self.tracker);
+        d.start_media(&self.engine);
         if let Some(rtp) = &d.media.rtp {
             rtp.set_sending(d.media.direction != Direction::Inactive && d.media.direction != Direction::RecvOnly);
         }
