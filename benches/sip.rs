@@ -23,7 +23,7 @@ use std::time::Duration;
 use common::{free_port, rss_kib, Running};
 
 /// Call rates tried, in calls per second.
-const RATES: &[u32] = &[250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000];
+const RATES: &[u32] = &[250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000, 20000];
 
 /// What answers the calls.
 enum Callee {

@@ -69,8 +69,8 @@ pub(super) struct Agent {
 }
 
 impl<W: Wire> Wire for Arc<W> {
-    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), transport::SendError> {
-        (**self).send(path, message)
+    fn send_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), transport::SendError> {
+        (**self).send_bytes(path, bytes)
     }
 }
 

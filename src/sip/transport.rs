@@ -99,8 +99,13 @@ pub enum SendError {
 
 /// What sends messages on a path: the [`Transports`] table, or a recorder in unit tests.
 pub trait Wire {
+    /// Sends a serialized message on `path` without waiting.
+    fn send_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), SendError>;
+
     /// Sends `message` on `path` without waiting.
-    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), SendError>;
+    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), SendError> {
+        self.send_bytes(path, &message.to_bytes())
+    }
 }
 
 /// The device's sockets: the current UDP socket and the open connections by peer.
@@ -119,19 +124,18 @@ pub struct Transports {
 type Writer = mpsc::Sender<Vec<u8>>;
 
 impl Wire for Transports {
-    fn send(&self, path: &Path, message: &SipMessage) -> Result<(), SendError> {
-        let bytes = message.to_bytes();
+    fn send_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), SendError> {
         match path.kind {
             Kind::Udp => {
                 let socket = lock(&self.udp).clone().ok_or(SendError::NotListening)?;
-                socket.send_to(&bytes, path.peer).map(drop).map_err(|e| {
+                socket.send_to(bytes, path.peer).map(drop).map_err(|e| {
                     tracing::debug!(error = %e, peer = %path.peer, "SIP datagram not sent");
                     SendError::Refused
                 })
             }
             kind => {
                 let writer = lock(&self.streams).get(&(kind, path.peer)).cloned().ok_or(SendError::NoConnection)?;
-                writer.try_send(bytes).map_err(|e| {
+                writer.try_send(bytes.to_vec()).map_err(|e| {
                     tracing::warn!(peer = %path.peer, error = %e, "SIP message not queued on its connection");
                     SendError::Refused
                 })

@@ -106,10 +106,10 @@ impl Agent {
             if !same {
                 return self.refuse(&key, &invite, 482, "Loop Detected");
             }
-            let last = d.invite_key.as_ref().and_then(|k| self.transactions.last_response(k)).cloned();
+            let last = d.invite_key.as_ref().and_then(|k| self.transactions.last_response(k)).map(<[u8]>::to_vec);
             self.transactions.forget(&key);
             if let Some(last) = last {
-                let _ = super::transport::Wire::send(self.transactions.wire(), &path, &last);
+                let _ = super::transport::Wire::send_bytes(self.transactions.wire(), &path, &last);
             }
             return;
         }
@@ -275,7 +275,7 @@ impl Agent {
     fn on_cancel(&mut self, key: &Key, cancel: &SipMessage) {
         // The INVITE it cancels: same branch (RFC 3261 9.2), or, for peers that give a CANCEL
         // a branch of its own, the ringing dialog with its Call-ID and CSeq number.
-        let by_branch = Key::invite_of_cancel(cancel).filter(|k| self.transactions.last_response(k).is_some());
+        let by_branch = Key::invite_of_cancel(cancel).filter(|k| self.transactions.has_server(k));
         let call_id = cancel.header("Call-ID").unwrap_or_default();
         let number = cancel.cseq().map(|(n, _)| n);
         let invite_key = by_branch.or_else(|| {
