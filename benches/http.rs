@@ -187,6 +187,15 @@ fn wrk(port: u16, basic: bool, seconds: u64) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok())
 }
 
+/// Runs `load` (a request rate over `seconds`) and returns the rate with the server's CPU time
+/// per request, in µs, from process `pid`'s counters around it.
+async fn measured(pid: u32, seconds: u64, load: impl std::future::Future<Output = f64>) -> (f64, f64) {
+    let before = common::cpu_time(pid);
+    let rate = load.await;
+    let cpu = common::cpu_time(pid).saturating_sub(before);
+    (rate, cpu.as_secs_f64() * 1e6 / (rate * seconds as f64).max(1.0))
+}
+
 /// Sends one Call service request (Basic auth); panics unless it is answered 200.
 async fn call(port: u16, body: &str) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
@@ -246,12 +255,24 @@ fn main() {
             "HTTP: POST /vapix/call GetSIPConfiguration ({} byte answer), {CONNECTIONS} keep-alive connections, {seconds} s each",
             answer.len()
         );
-        let bare_rate = rate(bare_port, Auth::None, seconds).await;
-        let basic = rate(door_port, Auth::Basic, seconds).await;
-        let digest = rate(door_port, Auth::Digest, seconds).await;
-        println!("  bare hyper             {bare_rate:>9.0} req/s");
-        println!("  doorsim, Basic         {basic:>9.0} req/s  {:.2}x bare hyper (target >= 0.80)", basic / bare_rate);
-        println!("  doorsim, Digest        {digest:>9.0} req/s  {:.2}x Basic (target >= 0.90)", digest / basic);
+        let (bare_pid, door_pid) = (bare.0.id(), door.0.id());
+        let (bare_rate, bare_cpu) = measured(bare_pid, seconds, rate(bare_port, Auth::None, seconds)).await;
+        let (basic, basic_cpu) = measured(door_pid, seconds, rate(door_port, Auth::Basic, seconds)).await;
+        let (digest, digest_cpu) = measured(door_pid, seconds, rate(door_port, Auth::Digest, seconds)).await;
+        println!("  bare hyper             {bare_rate:>9.0} req/s, {bare_cpu:>5.1} µs of server CPU a request");
+        println!(
+            "  doorsim, Basic         {basic:>9.0} req/s, {basic_cpu:>5.1} µs: {:.2}x bare hyper's rate, {:.2}x its \
+             cost (target rate >= 0.80x)",
+            basic / bare_rate,
+            basic_cpu / bare_cpu
+        );
+        println!(
+            "  doorsim, Digest        {digest:>9.0} req/s, {digest_cpu:>5.1} µs: {:.2}x Basic's rate, Basic's cost is \
+             {:.2}x Digest's (target >= 0.90; the client's own digests share the cores, so the cost ratio is the \
+             server's part)",
+            digest / basic,
+            basic_cpu / digest_cpu
+        );
         fill(door_port).await;
         let filled = rate(door_port, Auth::Basic, seconds).await;
         println!("  doorsim, Basic, store filled (100 accounts, 100 triggers)  {filled:>9.0} req/s  {:.2}x empty", filled / basic);

@@ -123,6 +123,17 @@ impl<S> LenientTarget<S> {
                     self.state = if left == 0 { State::RequestLine { spaces: 0 } } else { State::Body(left) };
                 }
                 State::RequestLine { spaces } => {
+                    // A run of bytes that need no decision goes over in one copy.
+                    let plain = input
+                        .iter()
+                        .position(|&b| matches!(b, b'\n' | b' ' | b'\r') || (spaces == 1 && refused(b)))
+                        .unwrap_or(input.len());
+                    if plain > 0 {
+                        self.head.extend_from_slice(&input[..plain]);
+                        input = &input[plain..];
+                        self.check_head_size();
+                        continue;
+                    }
                     let b = input[0];
                     input = &input[1..];
                     match b {
@@ -167,10 +178,17 @@ impl<S> LenientTarget<S> {
                     if end.is_none() {
                         continue;
                     }
-                    let line = std::mem::take(&mut self.line);
-                    let line = line.strip_suffix(b"\n").unwrap_or(&line);
+                    // Taken for the borrow checker and put back after: the buffer is reused.
+                    let mut taken = std::mem::take(&mut self.line);
+                    let line = taken.strip_suffix(b"\n").unwrap_or(&taken);
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
-                    if line.is_empty() {
+                    let blank = line.is_empty();
+                    if !blank {
+                        self.follow_header(line);
+                    }
+                    taken.clear();
+                    self.line = taken;
+                    if blank {
                         self.release_head();
                         if self.refusal.is_some() {
                             return;
@@ -184,7 +202,6 @@ impl<S> LenientTarget<S> {
                         };
                         continue;
                     }
-                    self.follow_header(line);
                 }
             }
         }

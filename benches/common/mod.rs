@@ -60,6 +60,18 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time process `pid` has used so far (user and system, all threads), at the kernel's tick
+/// resolution (usually 10 ms).
+pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    // sysconf(_SC_CLK_TCK) is 100 on every Linux that matters here.
+    Duration::from_millis(ticks * 10)
+}
+
 /// An in-process device on loopback that answers calls at once, with SIP on a free port
 /// (returned) and the DTMF code `1` bound to the event `e` on its account; up to `max_calls`.
 pub(crate) async fn dtmf_device(max_calls: usize) -> (Device, CancellationToken, u16) {
