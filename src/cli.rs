@@ -33,6 +33,11 @@ pub struct Cli {
     #[arg(long, env = "DOORSIM_SIP_ADDR")]
     pub sip_addr: Option<std::net::IpAddr>,
 
+    /// The factory SIP port, TLS on the next (default 5060 and 5061). Devices of other brands
+    /// than Axis listen there from the start; an Axis device once its SIP is enabled.
+    #[arg(global = true, long, env = "DOORSIM_SIP_PORT", value_parser = clap::value_parser!(u16).range(1..=65534))]
+    pub sip_port: Option<u16>,
+
     /// Answer incoming SIP calls after SECS seconds (default: never; the control API can answer).
     #[arg(global = true, long, env = "DOORSIM_AUTO_ANSWER", value_name = "SECS", value_parser = parse_seconds)]
     pub auto_answer: Option<std::time::Duration>,

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::actions::{DoorActions, DoorSink};
 use crate::auth::Authenticator;
 use crate::calls::{CallEngine, EngineConfig};
-use crate::control::Control;
+use crate::control::{Control, DeviceFacts};
 use crate::events::EventBus;
 use crate::http::{server, App};
 use crate::io::IoPorts;
@@ -41,6 +41,8 @@ pub struct DeviceConfig {
     pub profile: Profile,
     /// Address the SIP and RTP sockets bind to (`None`: the HTTP address's).
     pub sip_addr: Option<std::net::IpAddr>,
+    /// The factory SIP port (TLS on the next one): `None` keeps 5060 (and 5061).
+    pub sip_port: Option<u16>,
     /// Answer incoming SIP calls after this long (device time), or never.
     pub auto_answer: Option<std::time::Duration>,
     /// PEM certificate chain and private key for SIP over TLS (a self-signed pair when `None`).
@@ -87,6 +89,7 @@ impl DeviceConfig {
             button_recipient: crate::calls::VMS_CALL.into(),
             profile,
             sip_addr: None,
+            sip_port: None,
             auto_answer: None,
             tls_cert_and_key: None,
             max_calls: 16,
@@ -151,9 +154,10 @@ impl Device {
             Some(path) => Some(Arc::new(crate::persist::StateFile::open(path)?)),
             None => None,
         };
+        let factory = crate::facades::factory(config.profile.brand, config.sip_port);
         let store = Arc::new(match &state_file {
-            Some(file) => Store::open(file.clone())?,
-            None => Store::new(),
+            Some(file) => Store::open(file.clone(), factory)?,
+            None => Store::with_factory(factory),
         });
         let bus = Arc::new(EventBus::new());
         let io = Arc::new(IoPorts::new(&config.profile.ports, bus.clone()));
@@ -208,7 +212,11 @@ impl Device {
             bus.clone(),
             io.clone(),
             actions,
-            config.button_recipient,
+            DeviceFacts {
+                brand: config.profile.brand,
+                device_host: device_host.clone(),
+                button_recipient: config.button_recipient,
+            },
         ));
         let app = Arc::new(App {
             auth,

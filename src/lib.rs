@@ -16,6 +16,7 @@ pub mod control;
 pub mod device;
 pub mod dtmf;
 pub mod events;
+pub mod facades;
 pub mod fleet;
 pub mod http;
 pub mod io;

@@ -8,14 +8,58 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// The built-in profiles by product number.
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 5] = [
     ("A8207-VE", include_str!("../fixtures/profiles/A8207-VE.json")),
     ("A8105-E", include_str!("../fixtures/profiles/A8105-E.json")),
     ("I8116-E", include_str!("../fixtures/profiles/I8116-E.json")),
+    ("2N-IP-Verso", include_str!("../fixtures/profiles/2N-IP-Verso.json")),
+    ("V1CGI-Panel", include_str!("../fixtures/profiles/V1CGI-Panel.json")),
 ];
 
 /// Default profile.
 pub const DEFAULT_PROFILE: &str = "A8207-VE";
+
+/// Whose API a device serves: the profile's `Brand`. Every brand runs the same core (store,
+/// SIP user agent, RTP, DTMF, events, `/emulator/v1/`); the brand picks the HTTP face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Brand {
+    /// Axis: the Call service (`/vapix/call`) and the VAPIX endpoints around it.
+    #[serde(rename = "AXIS", alias = "Axis")]
+    Axis,
+    /// 2N: `/api/phone/config`.
+    #[serde(rename = "2N")]
+    TwoN,
+    /// BAS-IP (Android monitor API v0): `/api/v0/sip/settings`.
+    #[serde(rename = "BAS-IP")]
+    BasIp,
+    /// A `v1.cgi` panel: `/api/v1.cgi/intercom/sip/config`.
+    #[serde(rename = "V1CGI")]
+    V1Cgi,
+    /// Suprema (G-SDK VoIP over gRPC).
+    #[serde(rename = "Suprema")]
+    Suprema,
+}
+
+impl Brand {
+    /// The brand as the vendor writes it (device information, `Brand` of a profile file).
+    pub fn vendor_text(self) -> &'static str {
+        match self {
+            Brand::Axis => "AXIS",
+            other => other.name(),
+        }
+    }
+
+    /// The name `/emulator/v1/state` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Brand::Axis => "Axis",
+            Brand::TwoN => "2N",
+            Brand::BasIp => "BAS-IP",
+            Brand::V1Cgi => "V1CGI",
+            Brand::Suprema => "Suprema",
+        }
+    }
+}
 
 /// Direction of an I/O port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +95,8 @@ pub struct Profile {
     pub prod_type: String,
     /// Usually empty.
     pub prod_variant: String,
-    /// `AXIS`.
-    pub brand: String,
+    /// Whose API the device serves (`AXIS`, `2N`, `BAS-IP`, `V1CGI`, `Suprema`).
+    pub brand: Brand,
     /// Vendor web site.
     #[serde(rename = "WebURL")]
     pub web_url: String,

@@ -54,7 +54,16 @@ pub struct DeviceState {
     pub vms_call_configuration: VmsCallConfiguration,
     /// Audio codec priority list, highest first.
     pub audio_codecs: Vec<AudioCodec>,
+    /// Settings another brand's API keeps that mean nothing to the core (2N's `answerMode`, a
+    /// registrar address kept while registration is off), by `brand.field`; at most
+    /// [`MAX_VENDOR_SETTINGS`], each value at most [`MAX_VENDOR_TEXT`] bytes.
+    pub vendor: std::collections::BTreeMap<String, String>,
 }
+
+/// Vendor settings kept at most.
+pub const MAX_VENDOR_SETTINGS: usize = 64;
+/// Longest vendor setting value.
+pub const MAX_VENDOR_TEXT: usize = 256;
 
 impl Default for DeviceState {
     /// The factory default: SIP disabled, one peer-to-peer account, default codecs and VMS settings.
@@ -68,6 +77,7 @@ impl Default for DeviceState {
             dtmf_triggers: IndexMap::new(),
             vms_call_configuration: VmsCallConfiguration::default(),
             audio_codecs: supported_codecs(),
+            vendor: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -251,6 +261,7 @@ impl DeviceState {
             "DTMFConfiguration": state.dtmf_configurations.values().collect::<Vec<_>>(),
             "VMSCallConfiguration": state.vms_call_configuration,
             "AudioCodec": state.audio_codecs,
+            "Vendor": state.vendor,
         })
     }
 
@@ -280,8 +291,24 @@ impl DeviceState {
         s.set_sip_accounts(accounts)?;
         s.vms_call_configuration = VmsCallConfiguration::read(&f.req_object("VMSCallConfiguration")?)?;
         s.audio_codecs = read_priority_list(&f)?;
+        if let Some(vendor) = value.get("Vendor") {
+            s.vendor = serde_json::from_value(vendor.clone())
+                .map_err(|e| ModelError::Invalid(format!("Vendor: {e}")))?;
+        }
         s.check_invariants()?;
         Ok(s)
+    }
+
+    /// Checks the vendor settings' bounds.
+    fn check_vendor(&self) -> ModelResult<()> {
+        if self.vendor.len() > MAX_VENDOR_SETTINGS
+            || self.vendor.iter().any(|(k, v)| k.len() > MAX_VENDOR_TEXT || v.len() > MAX_VENDOR_TEXT)
+        {
+            return Err(ModelError::Invalid(format!(
+                "at most {MAX_VENDOR_SETTINGS} vendor settings of at most {MAX_VENDOR_TEXT} bytes"
+            )));
+        }
+        Ok(())
     }
 
     /// The default account (there is always exactly one).
@@ -292,6 +319,7 @@ impl DeviceState {
     /// The cross-object rules (DESIGN.md decision 7): account -> configuration -> triggers ->
     /// event never dangles, and no DTMF sequence triggers two events.
     fn check_invariants(&self) -> ModelResult<()> {
+        self.check_vendor()?;
         let dangling = |from: &str, from_id: &str, to: &str, to_id: &str| {
             ModelError::Invalid(format!(
                 "{from} '{from_id}' refers to {to} '{to_id}', which does not exist (or this request removes it)"
@@ -350,6 +378,8 @@ pub struct Store {
     sip_listener_problem: Mutex<Option<String>>,
     /// What the SIP user agent holds now, as it last reported it.
     sip_load: SipLoad,
+    /// The state a reset (and a fresh state file) starts from: the brand's factory settings.
+    factory: DeviceState,
     /// A revision number bumped on every committed change, for components that follow the
     /// configuration (the SIP listeners).
     revision: tokio::sync::watch::Sender<u64>,
@@ -364,6 +394,7 @@ impl Default for Store {
             registration_revision: tokio::sync::watch::Sender::new(0),
             sip_listener_problem: Mutex::default(),
             sip_load: SipLoad::default(),
+            factory: DeviceState::default(),
             revision: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -375,17 +406,21 @@ impl Store {
         Self::default()
     }
 
+    /// A store that starts from (and resets to) `factory`, in memory.
+    pub fn with_factory(factory: DeviceState) -> Self {
+        Self { state: Mutex::new(factory.clone()), factory, ..Self::default() }
+    }
+
     /// A store kept in `file`: what the file holds (refused, and left untouched, when it does
-    /// not parse or breaks a rule), or the factory state, written there, when there is no file.
-    pub fn open(file: Arc<StateFile>) -> Result<Self, StateError> {
+    /// not parse or breaks a rule), or `factory`, written there, when there is no file.
+    pub fn open(file: Arc<StateFile>, factory: DeviceState) -> Result<Self, StateError> {
         let state = if file.is_fresh() {
-            let factory = DeviceState::default();
             file.save(sections(factory.to_file()))?;
-            factory
+            factory.clone()
         } else {
             DeviceState::from_file(&file.document()).map_err(|e| file.refused(e))?
         };
-        Ok(Self { state: Mutex::new(state), file: Some(file), ..Self::default() })
+        Ok(Self { state: Mutex::new(state), file: Some(file), factory, ..Self::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, DeviceState> {
@@ -421,13 +456,13 @@ impl Store {
     /// Restores the factory defaults.
     pub fn reset(&self) {
         let mut guard = self.lock();
-        let factory = DeviceState::default();
+        let factory = self.factory.clone();
         if let Err(e) = self.save(&factory) {
             tracing::error!(error = %e, "the state file could not be reset");
         }
         *guard = factory;
         drop(guard);
-        self.set_sip_listener_problem(None); // the factory state has SIP off
+        self.set_sip_listener_problem(None); // the listeners follow the factory state afresh
         self.revision.send_modify(|r| *r += 1);
     }
 

@@ -21,6 +21,8 @@ use crate::calls::{CallEngine, CallError};
 use crate::events::EventBus;
 use crate::io::IoPorts;
 use crate::profile::DtmfAction;
+use crate::model::sip_account::SipAccountStatus;
+use crate::profile::Brand;
 use crate::store::Store;
 
 /// The input port the call button is wired to (the first port of every profile).
@@ -37,20 +39,31 @@ pub struct Control {
     bus: Arc<EventBus>,
     io: Arc<IoPorts>,
     actions: Arc<DoorActions>,
-    button_recipient: String,
+    facts: DeviceFacts,
+}
+
+/// What the control API tells of the device besides its state.
+#[derive(Debug, Clone)]
+pub struct DeviceFacts {
+    /// Whose API the device serves.
+    pub brand: Brand,
+    /// The host its SIP URIs show.
+    pub device_host: String,
+    /// Whom the call button calls.
+    pub button_recipient: String,
 }
 
 impl Control {
-    /// The control API; a button press calls `button_recipient`.
+    /// The control API of the device `facts` describe.
     pub fn new(
         store: Arc<Store>,
         engine: Arc<CallEngine>,
         bus: Arc<EventBus>,
         io: Arc<IoPorts>,
         actions: Arc<DoorActions>,
-        button_recipient: String,
+        facts: DeviceFacts,
     ) -> Self {
-        Self { store, engine, bus, io, actions, button_recipient }
+        Self { store, engine, bus, io, actions, facts }
     }
 
     /// The device's event bus.
@@ -113,8 +126,22 @@ impl Control {
 
     fn state(&self) -> Value {
         let counts = self.engine.streams().current();
+        let snapshot = self.store.snapshot();
+        let problem = self.store.sip_listener_problem();
+        // Every brand's accounts in one shape: the Call service's account status.
+        let accounts: Vec<_> = snapshot
+            .sip_accounts
+            .values()
+            .map(|a| {
+                let registration = self.store.registration(&a.id);
+                let config = &snapshot.sip_configuration;
+                SipAccountStatus::of(a, config, &self.facts.device_host, registration.as_ref(), problem.as_deref())
+            })
+            .collect();
         json!({
-            "Store": serde_json::to_value(self.store.snapshot()).unwrap_or(Value::Null),
+            "Brand": self.facts.brand.name(),
+            "SipAccounts": accounts,
+            "Store": serde_json::to_value(&snapshot).unwrap_or(Value::Null),
             "SipListener": {"Problem": self.store.sip_listener_problem()},
             "Sip": {
                 "Transactions": self.store.sip_load().transactions.load(std::sync::atomic::Ordering::Relaxed),
@@ -169,7 +196,7 @@ impl Control {
             self.io.set_active(CALL_BUTTON_PORT, active, false).map_err(|e| (StatusCode::CONFLICT, e.to_string()))
         };
         press(true)?;
-        let call = self.engine.place_call(&self.button_recipient, None);
+        let call = self.engine.place_call(&self.facts.button_recipient, None);
         press(false)?;
         call.map(|id| json!({ "CallId": id })).map_err(call_error)
     }

@@ -62,6 +62,8 @@ pub struct Common {
     pub tls_cert_and_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Call limit per device.
     pub max_calls: usize,
+    /// The factory SIP port on each address (`None`: 5060).
+    pub sip_port: Option<u16>,
     /// The profile of devices the file says nothing of.
     pub profile: String,
     /// The directory of the devices' state files (`device-<i>.json`), or memory only.
@@ -209,6 +211,7 @@ impl Fleet {
             button_recipient: common.button_recipient.clone(),
             profile: profile.member(plan.index),
             sip_addr: Some(ip),
+            sip_port: common.sip_port,
             auto_answer: common.auto_answer,
             tls_cert_and_key: common.tls_cert_and_key.clone(),
             max_calls: common.max_calls,

@@ -15,7 +15,8 @@ use crate::auth::{Authenticator, Refusal};
 use crate::calls::CallEngine;
 use crate::control::Control;
 use crate::io::IoPorts;
-use crate::profile::{PortDirection, Profile};
+use crate::facades;
+use crate::profile::{Brand, PortDirection, Profile};
 use crate::reply::response;
 pub use crate::reply::{full, json_response, plain, text_response, Body};
 use crate::store::Store;
@@ -74,10 +75,28 @@ enum Route {
     VirtualInput(bool),
     Services,
     Control,
+    /// 2N's `/api/phone/config`.
+    TwoNPhoneConfig,
+    /// The `v1.cgi` panel's SIP settings.
+    V1CgiSipConfig,
 }
 
 impl Route {
-    fn of(path: &str) -> Option<Route> {
+    /// The route of `path` on a device of `brand`: each brand serves its own API (and the
+    /// control API), and answers 404 on the others'.
+    fn of(path: &str, brand: Brand) -> Option<Route> {
+        if path.starts_with("/emulator/v1/") {
+            return Some(Route::Control);
+        }
+        match brand {
+            Brand::Axis => Route::axis(path),
+            Brand::TwoN => (path == "/api/phone/config").then_some(Route::TwoNPhoneConfig),
+            Brand::V1Cgi => (path == "/api/v1.cgi/intercom/sip/config").then_some(Route::V1CgiSipConfig),
+            Brand::BasIp | Brand::Suprema => None,
+        }
+    }
+
+    fn axis(path: &str) -> Option<Route> {
         Some(match path {
             "/vapix/call" => Route::CallService,
             "/axis-cgi/audio/transmit.cgi" => Route::AudioTransmit,
@@ -95,14 +114,19 @@ impl Route {
             "/axis-cgi/virtualinput/activate.cgi" => Route::VirtualInput(true),
             "/axis-cgi/virtualinput/deactivate.cgi" => Route::VirtualInput(false),
             "/vapix/services" => Route::Services,
-            p if p.starts_with("/emulator/v1/") => Route::Control,
             _ => return None,
         })
     }
 
     fn method_allowed(self, m: &Method) -> bool {
         match self {
-            Route::CallService | Route::Control | Route::ParamCgi | Route::Pwdgrp => true, // checked by the handler
+            // checked by the handler
+            Route::CallService
+            | Route::Control
+            | Route::ParamCgi
+            | Route::Pwdgrp
+            | Route::TwoNPhoneConfig
+            | Route::V1CgiSipConfig => true,
             Route::AudioTransmit
             | Route::ApiDiscovery
             | Route::BasicDeviceInfo
@@ -130,7 +154,7 @@ impl server::Handler for App {
 impl App {
     /// Answers one request. `local` is the address the connection arrived on.
     pub async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
-        let Some(route) = Route::of(req.uri().path()) else {
+        let Some(route) = Route::of(req.uri().path(), self.profile.brand) else {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");
         };
         // A browser cannot send Digest on a WebSocket upgrade: a session token stands in for it.
@@ -164,6 +188,8 @@ impl App {
         // Only the control API routes further by path.
         let path = if route == Route::Control { req.uri().path().to_owned() } else { String::new() };
         let query = req.uri().query().map(str::to_owned);
+        let content_type =
+            req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let format = Format::of_query(query.as_deref());
         let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -185,6 +211,10 @@ impl App {
             Route::ParamCgi => device_info::param_cgi(&form(), &self.profile, &self.io),
             Route::Pwdgrp => device_info::pwdgrp(&form(), &self.user_names),
             Route::PortManagement => io_cgi::port_management(&body, &self.io),
+            Route::TwoNPhoneConfig => {
+                facades::two_n::handle(&method, query.as_deref(), content_type.as_deref(), body, &self.store).await
+            }
+            Route::V1CgiSipConfig => facades::v1cgi::handle(&method, &body, &self.store),
             Route::Services => {
                 let inputs: Vec<usize> =
                     self.io.ports().iter().filter(|p| p.direction == PortDirection::Input).map(|p| p.index).collect();

@@ -45,7 +45,7 @@ fn properties(profile: &Profile) -> Map<String, Value> {
         ("HardwareID", &profile.hardware_id),
         ("Version", &profile.version),
         ("ProdFullName", &profile.prod_full_name),
-        ("Brand", &profile.brand),
+        ("Brand", profile.brand.vendor_text()),
         ("ProdType", &profile.prod_type),
         ("Soc", &profile.soc),
         ("SocSerialNumber", ""),
@@ -91,7 +91,7 @@ pub fn basic_device_info(body: &[u8], profile: &Profile) -> Response<Body> {
 pub fn parameters(profile: &Profile, io: &IoPorts) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut put = |k: &str, v: &str| out.push((format!("root.{k}"), v.to_owned()));
-    put("Brand.Brand", &profile.brand);
+    put("Brand.Brand", profile.brand.vendor_text());
     put("Brand.ProdFullName", &profile.prod_full_name);
     put("Brand.ProdNbr", &profile.prod_nbr);
     put("Brand.ProdShortName", &profile.prod_short_name);
