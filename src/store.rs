@@ -292,8 +292,8 @@ impl DeviceState {
         s.vms_call_configuration = VmsCallConfiguration::read(&f.req_object("VMSCallConfiguration")?)?;
         s.audio_codecs = read_priority_list(&f)?;
         if let Some(vendor) = value.get("Vendor") {
-            s.vendor = serde_json::from_value(vendor.clone())
-                .map_err(|e| ModelError::Invalid(format!("Vendor: {e}")))?;
+            s.vendor =
+                serde_json::from_value(vendor.clone()).map_err(|e| ModelError::Invalid(format!("Vendor: {e}")))?;
         }
         s.check_invariants()?;
         Ok(s)

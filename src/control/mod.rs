@@ -20,9 +20,9 @@ use crate::actions::{BindError, DoorActions};
 use crate::calls::{CallEngine, CallError};
 use crate::events::EventBus;
 use crate::io::IoPorts;
-use crate::profile::DtmfAction;
 use crate::model::sip_account::SipAccountStatus;
 use crate::profile::Brand;
+use crate::profile::DtmfAction;
 use crate::store::Store;
 
 /// The input port the call button is wired to (the first port of every profile).

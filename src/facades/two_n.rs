@@ -324,7 +324,7 @@ async fn put(content_type: Option<&str>, body: bytes::Bytes, store: &Store) -> R
 }
 
 /// The uploaded file: the `blob-json` part of a multipart form (what `curl -F blob-json=@f`
-/// sends), the `blob-json` field of a URL-encoded form, or the body itself.
+/// sends), the `blob-json` field of a URL-encoded form, or the body itself (JSON).
 async fn blob_json(content_type: Option<&str>, body: bytes::Bytes) -> Result<bytes::Bytes, ApiError> {
     let content_type = content_type.unwrap_or_default();
     if content_type.starts_with("multipart/form-data") {
@@ -338,11 +338,11 @@ async fn blob_json(content_type: Option<&str>, body: bytes::Bytes) -> Result<byt
         }
         return Err(ApiError::missing("blob-json"));
     }
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        return form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "blob-json")
-            .map(|(_, v)| bytes::Bytes::from(v.into_owned()))
-            .ok_or_else(|| ApiError::missing("blob-json"));
+    // `curl -d` labels any body a form: a `blob-json` field if there is one, else the body.
+    if content_type.starts_with("application/x-www-form-urlencoded") && body.starts_with(b"blob-json=") {
+        if let Some((_, v)) = form_urlencoded::parse(&body).find(|(k, _)| k == "blob-json") {
+            return Ok(bytes::Bytes::from(v.into_owned()));
+        }
     }
     match body.is_empty() {
         true => Err(ApiError::missing("blob-json")),
