@@ -200,6 +200,9 @@ impl Device {
         };
         sip::start(ua_config, store.clone(), engine.clone(), bus.clone(), tracker.clone(), shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();
+        // BAS-IP logins take the first user's password.
+        let (first_user, first_password) = config.users.first().cloned().unwrap_or_default();
+        let bas_ip = crate::facades::bas_ip::Sessions::new(&first_user, &first_password);
         // Devices use `AXIS_<serial>` as their HTTP auth realm.
         let serial = config.profile.serial().to_owned();
         let realm = format!("AXIS_{serial}");
@@ -229,6 +232,7 @@ impl Device {
             store: store.clone(),
             user_names,
             sip_host,
+            bas_ip,
         });
         tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
         Ok(Device { http_addr, rtsp_addr, store, bus, serial, engine, control, tracker })

@@ -8,12 +8,13 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// The built-in profiles by product number.
-const BUILT_IN: [(&str, &str); 5] = [
+const BUILT_IN: [(&str, &str); 6] = [
     ("A8207-VE", include_str!("../fixtures/profiles/A8207-VE.json")),
     ("A8105-E", include_str!("../fixtures/profiles/A8105-E.json")),
     ("I8116-E", include_str!("../fixtures/profiles/I8116-E.json")),
     ("2N-IP-Verso", include_str!("../fixtures/profiles/2N-IP-Verso.json")),
     ("V1CGI-Panel", include_str!("../fixtures/profiles/V1CGI-Panel.json")),
+    ("BAS-IP-AA-07", include_str!("../fixtures/profiles/BAS-IP-AA-07.json")),
 ];
 
 /// Default profile.

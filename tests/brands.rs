@@ -247,3 +247,129 @@ async fn registration_set_through_the_v1cgi_api_reaches_kamailio() {
     assert_eq!(d.request("POST", "/api/v1.cgi/intercom/sip/config", Some(&clear.to_string())).await.status, 200);
     wait_held(registrar, "7002", false).await;
 }
+
+/// BAS-IP's login: the MD5 hex of the first user's password (`pass`) for a bearer token.
+async fn bas_ip_token(d: &Doorsim) -> String {
+    let hashed = "1a1dc91c907325c69271ddf0c944bc72"; // md5("pass")
+    let login = reqwest::get(format!("{}/api/v0/login?username=admin&password={hashed}", d.base)).await.expect("login");
+    assert_eq!(login.status(), 200);
+    let body: Value = login.json().await.expect("json");
+    assert_eq!(body["account_type"], "admin");
+    body["token"].as_str().expect("a token").to_owned()
+}
+
+async fn bas_ip(d: &Doorsim, token: &str, body: Option<&Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v0/sip/settings", d.base);
+    let request = match body {
+        Some(b) => client.post(url).body(b.to_string()),
+        None => client.get(url),
+    };
+    let answer = request.bearer_auth(token).send().await.expect("request");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+/// The second example of the BAS-IP schema, as printed.
+const BAS_IP_EXAMPLE: &str = r#"{"proxy": "sip:sip.bas-ip.com", "realm": "sip.bas-ip.com", "user": "101", "password": "123abc", "timeout": 120, "transport": "udp", "enable": true, "user_id": "user123", "is_enable_ring_code": false, "registration_interval": 30, "stun": {"ip": "stun.l.google.com", "port": 19302}}"#;
+
+#[tokio::test]
+async fn a_bas_ip_panel_logs_in_like_the_device_and_enforces_its_schema() {
+    let (d, _) = start("BAS-IP-AA-07");
+    let wrong =
+        reqwest::get(format!("{}/api/v0/login?username=admin&password=00000000000000000000000000000000", d.base))
+            .await
+            .expect("login");
+    assert_eq!(wrong.status(), 401);
+    let (status, body) = bas_ip(&d, "not-a-token", None).await;
+    assert_eq!((status, body), (401, json!({"error": "Log In"})));
+    let digest = d.request("GET", "/api/v0/sip/settings", None).await;
+    assert_eq!(digest.status, 401, "HTTP credentials are not a login");
+    assert_eq!(d.request("POST", "/vapix/call", Some("{}")).await.status, 404);
+    assert_eq!(d.state().await["Brand"], "BAS-IP");
+
+    let token = bas_ip_token(&d).await;
+    let (status, factory) = bas_ip(&d, &token, None).await;
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = factory.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "enable",
+            "proxy",
+            "realm",
+            "user",
+            "password",
+            "transport",
+            "user_id",
+            "is_enable_ring_code",
+            "timeout",
+            "registration_interval",
+            "stun"
+        ],
+        "the schema's fields in the first example's order"
+    );
+    assert_eq!((factory["timeout"].clone(), factory["stun"]["ip"].clone()), (json!(120), json!("")));
+
+    let example: Value = serde_json::from_str(BAS_IP_EXAMPLE).expect("the example");
+    let (status, _) = bas_ip(&d, &token, Some(&example)).await;
+    assert_eq!(status, 200);
+    let (_, got) = bas_ip(&d, &token, None).await;
+    assert_eq!(got, example, "the example round-trips, password included");
+    let store = store_of(&d).await;
+    assert_eq!(store["SIPAccounts"]["1"]["Registrar"], "sip.bas-ip.com");
+
+    let before = store_of(&d).await;
+    let mut with = |name: &str, value: Value| {
+        let mut body = example.clone();
+        body[name] = value;
+        body
+    };
+    let without = |name: &str| {
+        let mut body = example.clone();
+        body.as_object_mut().expect("object").remove(name);
+        body
+    };
+    let refused = [
+        (without("user"), "Wrong JSON body: no value for `user`"),
+        (without("enable"), "Wrong JSON body: no value for `enable`"),
+        (without("transport"), "Wrong JSON body: no value for `transport`"),
+        (with("enable", json!("yes")), "Wrong JSON body: value `enable` was of the wrong type"),
+        (with("timeout", json!("120")), "Wrong JSON body: value `timeout` was of the wrong type"),
+        (with("timeout", json!(100)), "Wrong `timeout` value"),
+        (with("registration_interval", json!(20)), "Wrong `registration_interval` value"),
+        (with("registration_interval", json!(901)), "Wrong `registration_interval` value"),
+        (with("password", json!("12345")), "Wrong `password` value"),
+        (with("password", json!("pässword")), "Wrong `password` value"),
+        (with("user", json!("x".repeat(32))), "Wrong `user` value"),
+        (with("user", json!("a:b")), "Wrong `user` value"),
+        (with("transport", json!("sctp")), "Wrong `transport` value"),
+        (with("stun", json!({"ip": "stun.example.com", "port": 70000})), "Wrong `stun` value"),
+    ];
+    for (body, error) in refused {
+        let (status, answer) = bas_ip(&d, &token, Some(&body)).await;
+        assert_eq!((status, answer), (400, json!({ "error": error })), "{body}");
+    }
+    let client = reqwest::Client::new();
+    let garbage = client.post(format!("{}/api/v0/sip/settings", d.base)).bearer_auth(&token).body("{oops").send().await;
+    let garbage = garbage.expect("request");
+    assert_eq!(garbage.status(), 400);
+    assert_eq!(garbage.json::<Value>().await.expect("json"), json!({"error": "Wrong JSON body"}));
+    assert_eq!(store_of(&d).await, before, "no refused request changed anything");
+}
+
+#[tokio::test]
+async fn registration_set_through_the_bas_ip_api_reaches_kamailio() {
+    let registrar = free_port();
+    let _kamailio = Kamailio::start(include_str!("kamailio/fleet.cfg"), registrar, "secure");
+    let (d, _) = start("BAS-IP-AA-07");
+    let token = bas_ip_token(&d).await;
+    let settings = |enable: bool| {
+        json!({"enable": enable, "user": "7003", "password": "secure", "transport": "udp",
+            "realm": format!("127.0.0.1:{registrar}"), "registration_interval": 30})
+    };
+    assert_eq!(bas_ip(&d, &token, Some(&settings(true))).await.0, 200);
+    wait_held(registrar, "7003", true).await;
+    assert_eq!(bas_ip(&d, &token, Some(&settings(false))).await.0, 200);
+    wait_held(registrar, "7003", false).await;
+}

@@ -6,6 +6,7 @@
 //! there). Only settings the core has no field for are kept beside it, in the store's vendor
 //! settings (`DeviceState::vendor`, keys `<brand>.<field>`).
 
+pub mod bas_ip;
 pub mod two_n;
 pub mod v1cgi;
 
@@ -28,6 +29,11 @@ pub fn factory(brand: Brand, sip_port: Option<u16>) -> DeviceState {
     if brand != Brand::Axis {
         state.sip_configuration.sip_enabled = true;
         state.sip_configuration.allow_incoming_calls = true;
+    }
+    if brand == Brand::BasIp {
+        // The vendor's call timeouts start at 120 s; an unlimited call has no value there.
+        let longest = crate::model::attribute::Attribute { name: "MaxCallDuration".into(), value: "120".into() };
+        state.sip_configuration.attribute.push(longest);
     }
     state
 }

@@ -54,6 +54,8 @@ pub struct App {
     /// The address peer-to-peer SIP URIs show when `--sip-addr` sets one (else the address a
     /// request arrived on).
     pub sip_host: Option<String>,
+    /// BAS-IP login sessions (used on BAS-IP devices only).
+    pub bas_ip: facades::bas_ip::Sessions,
 }
 
 /// The paths the device serves.
@@ -79,6 +81,10 @@ enum Route {
     TwoNPhoneConfig,
     /// The `v1.cgi` panel's SIP settings.
     V1CgiSipConfig,
+    /// BAS-IP's login (its own credentials, no HTTP auth).
+    BasIpLogin,
+    /// BAS-IP's SIP settings (a login token, no HTTP auth).
+    BasIpSipSettings,
 }
 
 impl Route {
@@ -92,7 +98,12 @@ impl Route {
             Brand::Axis => Route::axis(path),
             Brand::TwoN => (path == "/api/phone/config").then_some(Route::TwoNPhoneConfig),
             Brand::V1Cgi => (path == "/api/v1.cgi/intercom/sip/config").then_some(Route::V1CgiSipConfig),
-            Brand::BasIp | Brand::Suprema => None,
+            Brand::BasIp => match path {
+                "/api/v0/login" => Some(Route::BasIpLogin),
+                "/api/v0/sip/settings" => Some(Route::BasIpSipSettings),
+                _ => None,
+            },
+            Brand::Suprema => None,
         }
     }
 
@@ -126,7 +137,8 @@ impl Route {
             | Route::ParamCgi
             | Route::Pwdgrp
             | Route::TwoNPhoneConfig
-            | Route::V1CgiSipConfig => true,
+            | Route::V1CgiSipConfig
+            | Route::BasIpSipSettings => true,
             Route::AudioTransmit
             | Route::ApiDiscovery
             | Route::BasicDeviceInfo
@@ -157,9 +169,19 @@ impl App {
         let Some(route) = Route::of(req.uri().path(), self.profile.brand) else {
             return plain(StatusCode::NOT_FOUND, "404 Not Found");
         };
+        // BAS-IP's API has its own login and bearer tokens instead of HTTP authentication.
+        if route == Route::BasIpLogin {
+            return self.bas_ip.login(req.uri().query());
+        }
+        if route == Route::BasIpSipSettings {
+            let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+            if !self.bas_ip.admits(authorization) {
+                return facades::bas_ip::log_in();
+            }
+        }
         // A browser cannot send Digest on a WebSocket upgrade: a session token stands in for it.
         let token = route == Route::WsDataStream && self.event_stream.take_token(req.uri().query());
-        if !token {
+        if !token && route != Route::BasIpSipSettings {
             let uri = req.uri().path_and_query().map_or(req.uri().path(), |pq| pq.as_str());
             if let Err(refusal) = self.auth.check(req.method().as_str(), uri, req.headers().get(AUTHORIZATION)) {
                 return self.unauthorized(refusal);
@@ -215,6 +237,7 @@ impl App {
                 facades::two_n::handle(&method, query.as_deref(), content_type.as_deref(), body, &self.store).await
             }
             Route::V1CgiSipConfig => facades::v1cgi::handle(&method, &body, &self.store),
+            Route::BasIpSipSettings => facades::bas_ip::sip_settings(&method, &body, &self.store),
             Route::Services => {
                 let inputs: Vec<usize> =
                     self.io.ports().iter().filter(|p| p.direction == PortDirection::Input).map(|p| p.index).collect();
