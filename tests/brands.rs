@@ -320,7 +320,7 @@ async fn a_bas_ip_panel_logs_in_like_the_device_and_enforces_its_schema() {
     assert_eq!(store["SIPAccounts"]["1"]["Registrar"], "sip.bas-ip.com");
 
     let before = store_of(&d).await;
-    let mut with = |name: &str, value: Value| {
+    let with = |name: &str, value: Value| {
         let mut body = example.clone();
         body[name] = value;
         body
