@@ -38,6 +38,11 @@ pub struct Cli {
     #[arg(global = true, long, env = "DOORSIM_SIP_PORT", value_parser = clap::value_parser!(u16).range(1..=65534))]
     pub sip_port: Option<u16>,
 
+    /// Where a Suprema device serves the G-SDK VoIP gRPC API (default: the HTTP address's IP,
+    /// port 4000); in a fleet only the port counts.
+    #[arg(global = true, long, env = "DOORSIM_GRPC", value_name = "ADDR:PORT")]
+    pub grpc: Option<std::net::SocketAddr>,
+
     /// Answer incoming SIP calls after SECS seconds (default: never; the control API can answer).
     #[arg(global = true, long, env = "DOORSIM_AUTO_ANSWER", value_name = "SECS", value_parser = parse_seconds)]
     pub auto_answer: Option<std::time::Duration>,

@@ -43,6 +43,8 @@ pub struct DeviceConfig {
     pub sip_addr: Option<std::net::IpAddr>,
     /// The factory SIP port (TLS on the next one): `None` keeps 5060 (and 5061).
     pub sip_port: Option<u16>,
+    /// Where a Suprema device serves its gRPC API (`None`: the HTTP address's IP, port 4000).
+    pub grpc: Option<SocketAddr>,
     /// Answer incoming SIP calls after this long (device time), or never.
     pub auto_answer: Option<std::time::Duration>,
     /// PEM certificate chain and private key for SIP over TLS (a self-signed pair when `None`).
@@ -90,6 +92,7 @@ impl DeviceConfig {
             profile,
             sip_addr: None,
             sip_port: None,
+            grpc: None,
             auto_answer: None,
             tls_cert_and_key: None,
             max_calls: 16,
@@ -106,6 +109,8 @@ pub struct Device {
     pub http_addr: SocketAddr,
     /// The address the RTSP event stream listens on.
     pub rtsp_addr: SocketAddr,
+    /// The address a Suprema device serves its gRPC API on.
+    pub grpc_addr: Option<SocketAddr>,
     /// The device's configuration store.
     pub store: Arc<Store>,
     /// The device's event bus.
@@ -136,6 +141,13 @@ impl Device {
         };
         let (listener, http_addr) = bind(config.http, "--http").await?;
         let (rtsp_listener, rtsp_addr) = bind(config.rtsp, "--rtsp").await?;
+        let grpc = match config.profile.brand {
+            crate::profile::Brand::Suprema => {
+                let port = crate::facades::suprema::DEFAULT_GRPC_PORT;
+                Some(bind(config.grpc.unwrap_or_else(|| SocketAddr::new(http_addr.ip(), port)), "--grpc").await?)
+            }
+            _ => None,
+        };
         // The address SIP URIs and events show: --sip-addr's, else the HTTP address's.
         let sip_host = config.sip_addr.filter(|a| !a.is_unspecified()).map(|a| match a {
             std::net::IpAddr::V6(v6) => format!("[{v6}]"),
@@ -234,8 +246,14 @@ impl Device {
             sip_host,
             bas_ip,
         });
+        let grpc_addr = grpc.map(|(listener, local)| {
+            let device_id = app.profile.device_id.unwrap_or_default();
+            let service = crate::facades::suprema::VoipService::new(store.clone(), device_id);
+            tracker.spawn(crate::facades::suprema::serve(listener, service, shutdown.clone()));
+            local
+        });
         tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
-        Ok(Device { http_addr, rtsp_addr, store, bus, serial, engine, control, tracker })
+        Ok(Device { http_addr, rtsp_addr, grpc_addr, store, bus, serial, engine, control, tracker })
     }
 
     /// The first step of a graceful stop: ends every call on the wire (BYE, CANCEL, 480) and

@@ -8,13 +8,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 /// The built-in profiles by product number.
-const BUILT_IN: [(&str, &str); 6] = [
+const BUILT_IN: [(&str, &str); 7] = [
     ("A8207-VE", include_str!("../fixtures/profiles/A8207-VE.json")),
     ("A8105-E", include_str!("../fixtures/profiles/A8105-E.json")),
     ("I8116-E", include_str!("../fixtures/profiles/I8116-E.json")),
     ("2N-IP-Verso", include_str!("../fixtures/profiles/2N-IP-Verso.json")),
     ("V1CGI-Panel", include_str!("../fixtures/profiles/V1CGI-Panel.json")),
     ("BAS-IP-AA-07", include_str!("../fixtures/profiles/BAS-IP-AA-07.json")),
+    ("Suprema-BioStation-A2", include_str!("../fixtures/profiles/Suprema-BioStation-A2.json")),
 ];
 
 /// Default profile.
@@ -121,6 +122,9 @@ pub struct Profile {
     pub serial_number: Option<String>,
     /// The I/O ports.
     pub ports: Vec<PortSpec>,
+    /// The device's id in its vendor's management API (Suprema's G-SDK `deviceID`).
+    #[serde(default, rename = "DeviceID", skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<u32>,
     /// DTMF events bound to outputs from the start (like a pre-configured action rule).
     #[serde(default, rename = "DtmfActions")]
     pub dtmf_actions: Vec<DtmfAction>,
@@ -172,6 +176,7 @@ impl Profile {
             profile.mac = format!("{a:02X}:{b:02X}:{c:02X}:{d:02X}:{e:02X}:{f:02X}");
             profile.serial_number = Some(profile.mac.replace(':', ""));
         }
+        profile.device_id = self.device_id.map(|id| id.wrapping_add(index as u32));
         profile
     }
 

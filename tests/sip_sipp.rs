@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, Doorsim};
+use common::{free_port, scenario, sipp, Doorsim};
 use serde_json::{json, Value};
 
 /// A device with SIP enabled on a free port, with `config` merged into its SIPConfiguration.
@@ -17,43 +17,6 @@ async fn sip_device(args: &[&str], config: Value) -> (Doorsim, u16) {
     let d = Doorsim::start(args);
     let (port, _) = d.enable_sip(config).await;
     (d, port)
-}
-
-fn scenario(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name).to_string_lossy().into_owned()
-}
-
-/// Runs one sipp call against `port`; returns whether sipp reported success, and its output.
-async fn sipp(port: u16, transport: &str, how: &[&str]) -> (bool, String) {
-    let mut args: Vec<String> = vec![
-        format!("127.0.0.1:{port}"),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        free_port().to_string(),
-        "-m".into(),
-        "1".into(),
-        "-nostdin".into(),
-        "-s".into(),
-        "door".into(),
-        "-t".into(),
-        transport.into(),
-        "-timeout".into(),
-        "20s".into(),
-        "-timeout_error".into(),
-    ];
-    args.extend(how.iter().map(|s| (*s).to_owned()));
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("sipp")
-            .args(&args)
-            .current_dir(std::env::temp_dir())
-            .output()
-            .expect("sipp (Debian sip-tester) must be installed")
-    })
-    .await
-    .expect("sipp thread");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
 }
 
 /// The StateChange reasons logged so far.

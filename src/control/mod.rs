@@ -148,6 +148,10 @@ impl Control {
                 "Dialogs": self.store.sip_load().dialogs.load(std::sync::atomic::Ordering::Relaxed),
             },
             "Events": {"Subscribers": self.bus.subscribers(), "Dropped": self.bus.dropped()},
+            // Every brand's I/O, the door output among it (port 1 of the built-in profiles).
+            "Ports": self.io.ports().iter().map(|p| json!({
+                "Port": p.index, "Name": p.name, "Direction": p.direction, "Active": p.active,
+            })).collect::<Vec<_>>(),
             "Streams": {"AudioFromDevice": counts[0], "AudioToDevice": counts[1], "VideoFromDevice": counts[2]},
             "Calls": serde_json::to_value(self.engine.statuses(&[])).unwrap_or(Value::Null),
             "Media": self.engine.statuses(&[]).iter().filter_map(|s| {

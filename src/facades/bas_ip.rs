@@ -24,7 +24,7 @@ use crate::model::ModelError;
 use crate::reply::{json_response, plain, Body};
 use crate::store::{DeviceState, Store};
 
-use super::{join_host_port, new_account, split_host_port, valid_host};
+use super::{join_host_port, new_account, split_host_port, update, valid_host, Refused};
 
 /// The core account the settings are.
 const ACCOUNT: &str = "1";
@@ -295,19 +295,15 @@ pub fn sip_settings(method: &Method, body: &[u8], store: &Store) -> Response<Bod
             let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
                 return error("Wrong JSON body");
             };
-            let mut refused = None;
-            let applied = store.update(|state| {
+            let applied = update(store, |state| {
                 let mut settings = Settings::of(state);
-                if let Err(e) = settings.merge(&request) {
-                    refused = Some(e);
-                    return Err(ModelError::Invalid(String::new()));
-                }
-                settings.store(state)
+                settings.merge(&request).map_err(Refused::Face)?;
+                Ok(settings.store(state)?)
             });
-            match (refused, applied) {
-                (Some(e), _) => error(&e),
-                (None, Err(e)) => error(&e.to_string()),
-                (None, Ok(())) => json_response(StatusCode::OK, &store.read(Settings::of).to_json()),
+            match applied {
+                Ok(()) => json_response(StatusCode::OK, &store.read(Settings::of).to_json()),
+                Err(Refused::Face(e)) => error(&e),
+                Err(Refused::Store(e)) => error(&e.to_string()),
             }
         }
         _ => plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed"),
@@ -320,7 +316,7 @@ mod tests {
 
     #[test]
     fn the_schema_character_sets_and_lengths() {
-        assert!(allowed("101", 1..=31) && allowed("a b~`!@#$%^&;*()_-+={[}]|\"<,>.?/", 1..=31));
+        assert!(allowed("101", 1..=31) && allowed("~`!@#$%^&;*()_-+={[}]|\"<,>.?/", 1..=31) && allowed("a b", 1..=31));
         assert!(!allowed("", 1..=31) && !allowed(&"x".repeat(32), 1..=31) && !allowed("a:b", 1..=31));
         assert!(!allowed("12345", 6..=31) && allowed("123abc", 6..=31) && !allowed("pässwort", 6..=31));
     }

@@ -7,12 +7,14 @@
 //! settings (`DeviceState::vendor`, keys `<brand>.<field>`).
 
 pub mod bas_ip;
+pub mod suprema;
 pub mod two_n;
 pub mod v1cgi;
 
 use crate::model::sip_account::{SipAccount, Transport};
+use crate::model::ModelError;
 use crate::profile::Brand;
-use crate::store::DeviceState;
+use crate::store::{DeviceState, Store};
 
 /// The SIP port every brand's device listens on by default.
 pub const DEFAULT_SIP_PORT: u16 = 5060;
@@ -30,12 +32,49 @@ pub fn factory(brand: Brand, sip_port: Option<u16>) -> DeviceState {
         state.sip_configuration.sip_enabled = true;
         state.sip_configuration.allow_incoming_calls = true;
     }
+    if brand == Brand::Suprema {
+        if let Err(e) = suprema::factory_dtmf(&mut state) {
+            tracing::error!(error = %e, "the Suprema exit button could not be set up");
+        }
+    }
     if brand == Brand::BasIp {
         // The vendor's call timeouts start at 120 s; an unlimited call has no value there.
         let longest = crate::model::attribute::Attribute { name: "MaxCallDuration".into(), value: "120".into() };
         state.sip_configuration.attribute.push(longest);
     }
     state
+}
+
+/// Why a face's change was refused: the face's own check of the request, or the store's rules.
+#[derive(Debug)]
+enum Refused<E> {
+    Face(E),
+    Store(ModelError),
+}
+
+impl<E> From<ModelError> for Refused<E> {
+    fn from(e: ModelError) -> Self {
+        Refused::Store(e)
+    }
+}
+
+/// Applies `change` in one `Store::update`, so the request is checked against the very state
+/// it changes and either all of it lands or none.
+fn update<E>(store: &Store, change: impl FnOnce(&mut DeviceState) -> Result<(), Refused<E>>) -> Result<(), Refused<E>> {
+    let mut face_error = None;
+    let applied = store.update(|state| {
+        change(state).map_err(|refused| match refused {
+            Refused::Store(e) => e,
+            Refused::Face(e) => {
+                face_error = Some(e);
+                ModelError::Invalid(String::new()) // replaced below by the face's own error
+            }
+        })
+    });
+    match face_error {
+        Some(e) => Err(Refused::Face(e)),
+        None => applied.map_err(Refused::Store),
+    }
 }
 
 /// `host[:port]` as two parts (the port empty when absent); brackets of an IPv6 host stay.

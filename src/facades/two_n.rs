@@ -17,7 +17,7 @@ use crate::model::ModelError;
 use crate::reply::{json_response, Body};
 use crate::store::{DeviceState, Store};
 
-use super::{join_host_port, new_account, split_host_port, valid_host, valid_port};
+use super::{join_host_port, new_account, split_host_port, update, valid_host, valid_port, Refused};
 
 /// The accounts a 2N device has.
 const ACCOUNTS: [u8; 2] = [1, 2];
@@ -304,22 +304,19 @@ async fn put(content_type: Option<&str>, body: bytes::Bytes, store: &Store) -> R
         updates.push((n, item));
     }
     // Every parameter is checked against the state it merges into, inside the one update.
-    let mut refused = None;
-    let applied = store.update(|state| {
+    let applied = update(store, |state| {
         for (n, item) in &updates {
             let mut account = Account::of(state, *n);
-            if let Err(e) = account.merge(item) {
-                refused = Some(e);
-                return Err(ModelError::Invalid(String::new()));
-            }
+            account.merge(item).map_err(Refused::Face)?;
             account.store(state)?;
         }
         Ok(())
     });
-    if let Some(e) = refused {
-        return Err(e);
+    match applied {
+        Ok(()) => {}
+        Err(Refused::Face(e)) => return Err(e),
+        Err(Refused::Store(e)) => return Err(ApiError::invalid("accounts", e)),
     }
-    applied.map_err(|e| ApiError::invalid("accounts", e))?;
     Ok(None)
 }
 

@@ -15,7 +15,7 @@ use crate::model::ModelError;
 use crate::reply::{json_response, plain, Body};
 use crate::store::{DeviceState, Store};
 
-use super::{join_host_port, new_account, split_host_port, valid_host, DEFAULT_SIP_PORT};
+use super::{join_host_port, new_account, split_host_port, update, valid_host, Refused, DEFAULT_SIP_PORT};
 
 /// The core account the panel's settings are.
 const ACCOUNT: &str = "1";
@@ -153,19 +153,15 @@ fn post(body: &[u8], store: &Store) -> Response<Body> {
     let Some(changes) = request.get("oSip").and_then(Value::as_object) else {
         return bad_request("oSip: an object of the SIP settings is required");
     };
-    let mut refused = None;
-    let applied = store.update(|state| {
+    let applied = update(store, |state| {
         let mut settings = Settings::of(state);
-        if let Err(e) = settings.merge(changes) {
-            refused = Some(e);
-            return Err(ModelError::Invalid(String::new()));
-        }
-        settings.store(state)
+        settings.merge(changes).map_err(Refused::Face)?;
+        Ok(settings.store(state)?)
     });
-    match (refused, applied) {
-        (Some(error), _) => bad_request(&error),
-        (None, Err(e)) => bad_request(&e.to_string()),
-        (None, Ok(())) => json_response(StatusCode::OK, &store.read(Settings::of).to_json()),
+    match applied {
+        Ok(()) => json_response(StatusCode::OK, &store.read(Settings::of).to_json()),
+        Err(Refused::Face(error)) => bad_request(&error),
+        Err(Refused::Store(e)) => bad_request(&e.to_string()),
     }
 }
 

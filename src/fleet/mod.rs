@@ -64,6 +64,8 @@ pub struct Common {
     pub max_calls: usize,
     /// The factory SIP port on each address (`None`: 5060).
     pub sip_port: Option<u16>,
+    /// The gRPC port of Suprema devices on each address (`None`: 4000).
+    pub grpc_port: Option<u16>,
     /// The profile of devices the file says nothing of.
     pub profile: String,
     /// The directory of the devices' state files (`device-<i>.json`), or memory only.
@@ -212,6 +214,7 @@ impl Fleet {
             profile: profile.member(plan.index),
             sip_addr: Some(ip),
             sip_port: common.sip_port,
+            grpc: common.grpc_port.map(|port| SocketAddr::new(ip, port)),
             auto_answer: common.auto_answer,
             tls_cert_and_key: common.tls_cert_and_key.clone(),
             max_calls: common.max_calls,

@@ -515,3 +515,41 @@ pub(crate) async fn answers_options(host: &str, port: u16) -> bool {
     }
     false
 }
+
+/// The path of sipp scenario `name` under `tests/sipp/`.
+pub(crate) fn scenario(name: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name).to_string_lossy().into_owned()
+}
+
+/// Runs one sipp call against `port`; returns whether sipp reported success, and its output.
+pub(crate) async fn sipp(port: u16, transport: &str, how: &[&str]) -> (bool, String) {
+    let mut args: Vec<String> = vec![
+        format!("127.0.0.1:{port}"),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        free_port().to_string(),
+        "-m".into(),
+        "1".into(),
+        "-nostdin".into(),
+        "-s".into(),
+        "door".into(),
+        "-t".into(),
+        transport.into(),
+        "-timeout".into(),
+        "20s".into(),
+        "-timeout_error".into(),
+    ];
+    args.extend(how.iter().map(|s| (*s).to_owned()));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("sipp")
+            .args(&args)
+            .current_dir(std::env::temp_dir())
+            .output()
+            .expect("sipp (Debian sip-tester) must be installed")
+    })
+    .await
+    .expect("sipp thread");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
