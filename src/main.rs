@@ -23,7 +23,7 @@ use doorsim::device::{Device, DeviceConfig};
 use doorsim::fleet::file::FleetFile;
 use doorsim::fleet::manage::Manage;
 use doorsim::fleet::{self, Common, Fleet};
-use doorsim::profile::Profile;
+use doorsim::profile::{Brand, Profile};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -202,7 +202,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
         users: cli.users.clone(),
         time_scale: cli.time_scale,
         button_recipient: cli.call_button_recipient.clone(),
-        profile,
+        profile: profile.clone(),
         sip_addr: cli.sip_addr,
         sip_port: cli.sip_port,
         grpc: cli.grpc,
@@ -219,7 +219,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    print_banner(cli, &device);
+    print_banner(cli, &device, &profile);
     if !stop_gracefully(&mut signals, &shutdown, device.wind_down()).await {
         return ExitCode::FAILURE;
     }
@@ -228,7 +228,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_banner(cli: &Cli, device: &Device) {
+fn print_banner(cli: &Cli, device: &Device, profile: &Profile) {
     let reachable = |mut addr: std::net::SocketAddr| {
         if addr.ip().is_unspecified() {
             addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -238,16 +238,51 @@ fn print_banner(cli: &Cli, device: &Device) {
     let (addr, rtsp) = (reachable(device.http_addr), reachable(device.rtsp_addr));
     let (user, pass) = &cli.users[0];
     let curl = format!("curl --anyauth -u '{user}:{pass}'");
+    let api = match profile.brand {
+        Brand::Axis => format!(
+            "\x20 Call service API  http://{addr}/vapix/call   (listening on {listen})\n\
+             \x20 Try               {curl} http://{addr}/vapix/call -d '{{\"axcall:GetSIPConfiguration\":{{}}}}'\n\
+             \x20 Simple format     {curl} 'http://{addr}/vapix/call?format=simple&action=axcall:GetSIPConfiguration'\n",
+            listen = device.http_addr,
+        ),
+        Brand::TwoN => format!(
+            "\x20 2N HTTP API       http://{addr}/api/phone/config\n\
+             \x20 Try               {curl} http://{addr}/api/phone/config\n\
+             \x20 Upload            {curl} -X PUT http://{addr}/api/phone/config -d '{{\"accounts\":[{{\"account\":1,\"enabled\":true,\"sipNumber\":\"4001\"}}]}}'\n"
+        ),
+        Brand::BasIp => {
+            use md5::Digest;
+            let hashed: String = md5::Md5::digest(pass.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            format!(
+                "\x20 BAS-IP API v0     http://{addr}/api/v0/sip/settings   (a login token, not HTTP auth)\n\
+                 \x20 Log in            curl 'http://{addr}/api/v0/login?username=admin&password={hashed}'\n\
+                 \x20 Then              curl -H 'Authorization: Bearer TOKEN' http://{addr}/api/v0/sip/settings\n"
+            )
+        }
+        Brand::V1Cgi => format!(
+            "\x20 v1.cgi API        http://{addr}/api/v1.cgi/intercom/sip/config\n\
+             \x20 Try               {curl} http://{addr}/api/v1.cgi/intercom/sip/config\n"
+        ),
+        Brand::Suprema => format!(
+            "\x20 G-SDK VoIP gRPC   {grpc}   (voip.VOIP and gsdk.voip.VOIP; protos in proto/suprema)\n\
+             \x20 Try               grpcurl -plaintext -import-path proto/suprema -proto voip.proto -d '{{\"deviceID\":{id}}}' {grpc} voip.VOIP/GetConfig\n",
+            grpc = device.grpc_addr.map(reachable).map(|a| a.to_string()).unwrap_or_default(),
+            id = profile.device_id.unwrap_or_default(),
+        ),
+    };
+    let sip = match profile.brand {
+        Brand::Axis => String::new(),
+        _ => format!("\x20 SIP               port {}, listening from the start\n", cli.sip_port.unwrap_or(5060)),
+    };
     let banner = format!(
-        "doorsim {version} — an emulated Axis network door station\n\
-         \x20 Call service API  http://{addr}/vapix/call   (listening on {listen})\n\
+        "doorsim {version} — an emulated {model}\n\
+         {api}{sip}\
          \x20 Event stream      rtsp://{rtsp}/axis-media/media.amp?video=0&audio=0&event=on   (listening on {rtsp_listen})\n\
+         \x20 Control API       {curl} http://{addr}/emulator/v1/state\n\
          \x20 Credentials       {user}:{pass}   (HTTP Digest MD5/SHA-256 or Basic)\n\
-         \x20 Try               {curl} http://{addr}/vapix/call -d '{{\"axcall:GetSIPConfiguration\":{{}}}}'\n\
-         \x20 Simple format     {curl} 'http://{addr}/vapix/call?format=simple&action=axcall:GetSIPConfiguration'\n\
          \x20 Stop with Ctrl-C\n",
         version = env!("CARGO_PKG_VERSION"),
-        listen = device.http_addr,
+        model = profile.prod_full_name,
         rtsp_listen = device.rtsp_addr,
     );
     print(&banner);
