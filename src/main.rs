@@ -272,7 +272,12 @@ fn print_banner(cli: &Cli, device: &Device, profile: &Profile) {
     };
     let sip = match profile.brand {
         Brand::Axis => String::new(),
-        _ => format!("\x20 SIP               port {}, listening from the start\n", cli.sip_port.unwrap_or(5060)),
+        _ => format!(
+            "\x20 HTTP              http://{addr}   (listening on {listen})\n\
+             \x20 SIP               port {}, listening from the start\n",
+            cli.sip_port.unwrap_or(5060),
+            listen = device.http_addr,
+        ),
     };
     let banner = format!(
         "doorsim {version} — an emulated {model}\n\

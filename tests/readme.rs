@@ -9,7 +9,9 @@ use common::Doorsim;
 #[tokio::test]
 async fn readme_curl_lines_work_as_pasted() {
     let readme = include_str!("../README.md");
-    let lines: Vec<&str> = readme.lines().filter(|l| l.starts_with("curl --anyauth -u root:pass ")).collect();
+    // The Axis device's lines (the other brands' blocks are run against their own devices below).
+    let axis_part = readme.split("## Other brands").next().unwrap_or(readme);
+    let lines: Vec<&str> = axis_part.lines().filter(|l| l.starts_with("curl --anyauth -u root:pass ")).collect();
     assert!(lines.len() >= 9, "the quickstart lost its curl lines");
     let d = Doorsim::start(&[]);
     let host = d.base.trim_start_matches("http://").to_owned();
@@ -117,4 +119,51 @@ async fn the_readme_vms_call_is_one_call_active_as_long_as_its_audio() {
     assert!((2900..6000).contains(&active), "Active for about 3 s: {active} ms");
     let calls = d.ok("GetCallStatuses", serde_json::json!({})).await["CallStatus"].clone();
     assert_eq!(calls.as_array().map(Vec::len), Some(1), "still one call: {calls}");
+}
+
+/// The `sh` blocks of the README's "Other brands" section, each run as pasted (after its
+/// `doorsim --profile P ...` line, which the test replaces with a device of that profile on free
+/// ports): every command succeeds and no answer is an error of the brand's API. A `grpcurl` line
+/// runs only where grpcurl is installed (tests/suprema.rs covers that service with grpcio).
+#[tokio::test]
+async fn the_readme_brand_examples_work_as_pasted() {
+    let readme = include_str!("../README.md");
+    let section = readme.split("## Other brands").nth(1).and_then(|s| s.split("\n## ").next()).expect("the section");
+    let blocks: Vec<&str> = section.split("```sh\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert_eq!(blocks.len(), 4, "a block per brand");
+    let has_grpcurl = Command::new("grpcurl").arg("-version").output().is_ok();
+    for block in blocks {
+        let start = block.lines().next().expect("the doorsim line");
+        let profile = start.split_whitespace().skip_while(|w| *w != "--profile").nth(1).expect("--profile");
+        let sip = common::free_port();
+        let grpc = common::free_port();
+        let d = Doorsim::start(&[
+            "--profile",
+            profile,
+            "--sip-port",
+            &sip.to_string(),
+            "--grpc",
+            &format!("127.0.0.1:{grpc}"),
+        ]);
+        let host = d.base.trim_start_matches("http://").to_owned();
+        let script: Vec<String> = block
+            .lines()
+            .skip(1)
+            .filter(|l| has_grpcurl || !l.starts_with("grpcurl"))
+            .map(|l| l.replace("127.0.0.1:8080", &host).replace("127.0.0.1:4000", &format!("127.0.0.1:{grpc}")))
+            .collect();
+        let dir = std::env::temp_dir().join(format!("doorsim-readme-{}-{profile}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let out = Command::new("sh")
+            .args(["-ec", &script.join("\n")])
+            .current_dir(&dir)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("sh");
+        let _ = std::fs::remove_dir_all(&dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{profile}: {block}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!stdout.contains("\"success\":false") && !stdout.contains("\"error\""), "{profile}: {stdout}");
+        assert!(script.is_empty() || !stdout.trim().is_empty(), "{profile}: the block printed its answers");
+    }
 }
