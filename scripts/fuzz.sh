@@ -28,6 +28,7 @@ shared=../shared/corpus
 seed sip_message "$shared"/rfc4475-torture/*.dat
 seed json_command fixtures/vapix/*.json
 seed state_file fixtures/vapix/*.json
+seed brand_faces fixtures/brands/*.json
 mkdir -p fuzz/logs
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo fuzz list --fuzz-dir fuzz)
