@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,18 +21,11 @@ use common::{free_port, rss_kib, Running};
 fn fleet(base: &str, args: &[&str]) -> (Running, String, u16) {
     let http = free_port();
     let manage = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
-        .args(["fleet", "--base", base, "--log", "error", "--manage", &manage])
-        .args(["--http-port", &http.to_string(), "--rtsp-port", &free_port().to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("doorsim");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.contains("Management")).expect("banner");
-    std::thread::spawn(move || lines.for_each(drop));
-    (Running(child), manage, http)
+    let (http_port, rtsp_port) = (http.to_string(), free_port().to_string());
+    let mut all = vec!["fleet", "--base", base, "--log", "error", "--manage", &manage];
+    all.extend_from_slice(&["--http-port", &http_port, "--rtsp-port", &rtsp_port]);
+    all.extend_from_slice(args);
+    (common::started(&all, "Management"), manage, http)
 }
 
 async fn devices(client: &reqwest::Client, manage: &str) -> Vec<Value> {

@@ -251,8 +251,7 @@ fn print_banner(cli: &Cli, device: &Device, profile: &Profile) {
              \x20 Upload            {curl} -X PUT http://{addr}/api/phone/config -d '{{\"accounts\":[{{\"account\":1,\"enabled\":true,\"sipNumber\":\"4001\"}}]}}'\n"
         ),
         Brand::BasIp => {
-            use md5::Digest;
-            let hashed: String = md5::Md5::digest(pass.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            let hashed = doorsim::facades::bas_ip::password_hash(pass);
             format!(
                 "\x20 BAS-IP API v0     http://{addr}/api/v0/sip/settings   (a login token, not HTTP auth)\n\
                  \x20 Log in            curl 'http://{addr}/api/v0/login?username=admin&password={hashed}'\n\

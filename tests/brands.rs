@@ -7,33 +7,14 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::kamailio::{self, Kamailio};
-use common::{free_port, Doorsim};
+use common::{free_port, free_sip_ports, Doorsim};
 use serde_json::{json, Value};
-
-/// A SIP port whose next port (TLS) is free too.
-fn free_sip_ports() -> u16 {
-    loop {
-        let port = free_port();
-        let next = port.wrapping_add(1);
-        if next > 1024
-            && std::net::UdpSocket::bind(("127.0.0.1", next)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", next)).is_ok()
-        {
-            return port;
-        }
-    }
-}
 
 fn start(profile: &str) -> (Doorsim, u16) {
     let sip = free_sip_ports();
     (Doorsim::start(&["--profile", profile, "--sip-port", &sip.to_string()]), sip)
-}
-
-async fn store_of(d: &Doorsim) -> Value {
-    d.state().await["Store"].clone()
 }
 
 /// `curl` as a user runs it: `--anyauth -u root:pass` plus `args`; the HTTP status and body.
@@ -100,7 +81,7 @@ async fn a_2n_upload_round_trips_and_a_bad_one_changes_nothing() {
     expected.as_object_mut().expect("object").remove("password");
     assert_eq!(got["result"]["accounts"][0], expected, "everything but the password comes back");
     assert!(!got.to_string().contains("secret"), "GET never shows the password");
-    let store = store_of(&d).await;
+    let store = d.store().await;
     let core = &store["SIPAccounts"]["1"];
     assert_eq!((core["UserId"].clone(), core["Password"].clone()), (json!("4001"), json!("secret")));
     assert_eq!(core["Registrar"], Value::Null, "registration off: the core account does not register");
@@ -111,9 +92,9 @@ async fn a_2n_upload_round_trips_and_a_bad_one_changes_nothing() {
     let (status, put) =
         curl(&d, "/api/phone/config", &["-X", "PUT", "-H", "Content-Type: application/json", "-d", &whole.to_string()]);
     assert_eq!((status, put["success"].clone()), (200, json!(true)));
-    assert_eq!(store_of(&d).await["SIPAccounts"]["1"]["UserId"], "4002");
+    assert_eq!(d.store().await["SIPAccounts"]["1"]["UserId"], "4002");
 
-    let before = store_of(&d).await;
+    let before = d.store().await;
     let refused = [
         (json!({"accounts": [{"account": 1, "registrarPort": "70000"}]}), 12, "registrarPort"),
         (json!({"accounts": [{"account": 3, "enabled": true}]}), 12, "account"),
@@ -142,7 +123,7 @@ async fn a_2n_upload_round_trips_and_a_bad_one_changes_nothing() {
     assert_eq!((answer["error"]["code"].clone(), answer["error"]["param"].clone()), (json!(12), json!("blob-json")));
     let (_, answer) = curl(&d, "/api/phone/config", &["-X", "PUT", "-F", "other=1"]);
     assert_eq!((answer["error"]["code"].clone(), answer["error"]["param"].clone()), (json!(11), json!("blob-json")));
-    assert_eq!(store_of(&d).await, before, "no refused upload changed anything");
+    assert_eq!(d.store().await, before, "no refused upload changed anything");
     let _ = std::fs::remove_file(file);
 }
 
@@ -171,7 +152,7 @@ async fn a_v1cgi_panel_serves_its_settings_and_refuses_bad_ones_whole() {
     expected["sUser"] = json!("bob");
     assert_eq!(d.request("GET", "/api/v1.cgi/intercom/sip/config", None).await.json(), expected);
 
-    let before = store_of(&d).await;
+    let before = d.store().await;
     for (body, field) in [
         (json!({"oSip": {"iPort": 0}}), "iPort"),
         (json!({"oSip": {"iPort": 65536}}), "iPort"),
@@ -189,7 +170,7 @@ async fn a_v1cgi_panel_serves_its_settings_and_refuses_bad_ones_whole() {
     }
     let a = d.request("POST", "/api/v1.cgi/intercom/sip/config", Some("{oops")).await;
     assert_eq!(a.status, 400);
-    assert_eq!(store_of(&d).await, before, "no refused request changed anything");
+    assert_eq!(d.store().await, before, "no refused request changed anything");
     let anonymous = reqwest::get(format!("{}/api/v1.cgi/intercom/sip/config", d.base)).await.expect("request");
     assert_eq!(anonymous.status(), 401);
 }
@@ -203,13 +184,8 @@ async fn an_axis_device_has_no_other_brands_api() {
 }
 
 async fn wait_held(registrar: u16, user: &str, held: bool) {
-    for _ in 0..100 {
-        if kamailio::holds(registrar, user).await == held {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("kamailio {} {user}", if held { "never held" } else { "still holds" });
+    let what = format!("kamailio {} {user}", if held { "holding" } else { "dropping" });
+    common::wait_for(&what, async || kamailio::holds(registrar, user).await == held).await;
 }
 
 #[tokio::test]
@@ -316,10 +292,10 @@ async fn a_bas_ip_panel_logs_in_like_the_device_and_enforces_its_schema() {
     assert_eq!(status, 200);
     let (_, got) = bas_ip(&d, &token, None).await;
     assert_eq!(got, example, "the example round-trips, password included");
-    let store = store_of(&d).await;
+    let store = d.store().await;
     assert_eq!(store["SIPAccounts"]["1"]["Registrar"], "sip.bas-ip.com");
 
-    let before = store_of(&d).await;
+    let before = d.store().await;
     let with = |name: &str, value: Value| {
         let mut body = example.clone();
         body[name] = value;
@@ -355,7 +331,7 @@ async fn a_bas_ip_panel_logs_in_like_the_device_and_enforces_its_schema() {
     let garbage = garbage.expect("request");
     assert_eq!(garbage.status(), 400);
     assert_eq!(garbage.json::<Value>().await.expect("json"), json!({"error": "Wrong JSON body"}));
-    assert_eq!(store_of(&d).await, before, "no refused request changed anything");
+    assert_eq!(d.store().await, before, "no refused request changed anything");
 }
 
 #[tokio::test]

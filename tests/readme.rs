@@ -135,7 +135,7 @@ async fn the_readme_brand_examples_work_as_pasted() {
     for block in blocks {
         let start = block.lines().next().expect("the doorsim line");
         let profile = start.split_whitespace().skip_while(|w| *w != "--profile").nth(1).expect("--profile");
-        let sip = common::free_port();
+        let sip = common::free_sip_ports();
         let grpc = common::free_port();
         let d = Doorsim::start(&[
             "--profile",

@@ -12,10 +12,9 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use common::kamailio::{self, Kamailio};
-use common::{free_port, scenario, sipp, Doorsim};
+use common::{free_port, free_sip_ports, scenario, sipp, wait_for, Doorsim};
 use serde_json::{json, Value};
 
 const GRPC_VERSIONS: [&str; 2] = ["grpcio==1.85.1", "grpcio-tools==1.85.1"];
@@ -59,34 +58,13 @@ async fn client(python: &PathBuf, stubs: &PathBuf, target: &str, args: &[&str]) 
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-async fn store_of(d: &Doorsim) -> Value {
-    d.state().await["Store"].clone()
-}
-
-async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} never happened");
-}
-
 #[tokio::test]
 async fn a_grpc_client_configures_the_device_and_the_exit_key_opens_the_door() {
     let (python, stubs) = tokio::task::spawn_blocking(python_and_stubs).await.expect("venv");
     let registrar = free_port();
     let _kamailio = Kamailio::start(include_str!("kamailio/fleet.cfg"), registrar, "secure");
     let grpc = free_port();
-    let sip = loop {
-        let p = free_port();
-        if std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
-        {
-            break p;
-        }
-    };
+    let sip = free_sip_ports();
     let d = Doorsim::start(&[
         "--profile",
         "Suprema-BioStation-A2",
@@ -113,7 +91,7 @@ async fn a_grpc_client_configures_the_device_and_the_exit_key_opens_the_door() {
     let wanted = json!({"serverURL": "127.0.0.1", "serverPort": registrar, "userID": "7004", "userPW": "secure",
         "enabled": true, "exitButton": 3, "DTMFMode": 0,
         "phones": [{"phoneNumber": "100", "description": "Lobby"}, {"phoneNumber": "101", "description": "Guard"}]});
-    let before = store_of(&d).await;
+    let before = d.store().await;
     let phones: Vec<Value> = (0..33).map(|i| json!({"phoneNumber": i.to_string()})).collect();
     for (name, value) in [
         ("exitButton", json!(12)),
@@ -130,7 +108,7 @@ async fn a_grpc_client_configures_the_device_and_the_exit_key_opens_the_door() {
     }
     let elsewhere = client(&python, &stubs, &target, &["set", "7", &wanted.to_string()]).await;
     assert_eq!(elsewhere["code"], "NOT_FOUND");
-    assert_eq!(store_of(&d).await, before, "no refused call changed anything");
+    assert_eq!(d.store().await, before, "no refused call changed anything");
 
     let set = client(&python, &stubs, &target, &["set", &id, &wanted.to_string(), "gsdk"]).await;
     assert_eq!(set["ok"], true, "SetConfig under gsdk.voip: {set}");

@@ -36,18 +36,25 @@ pub(crate) fn free_port() -> u16 {
 /// out; returns it and the port.
 pub(crate) fn doorsim(args: &[&str]) -> (Running, u16) {
     let port = free_port();
+    let (http, rtsp) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{}", free_port()));
+    let mut all = vec!["--http", &http, "--rtsp", &rtsp, "--log", "error"];
+    all.extend_from_slice(args);
+    (started(&all, "Call service API"), port)
+}
+
+/// Runs the doorsim binary with `args` and returns once its banner has printed a line
+/// containing `ready`; the rest of its output is read and dropped.
+pub(crate) fn started(args: &[&str], ready: &str) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
-        .args(["--http", &format!("127.0.0.1:{port}"), "--rtsp", &format!("127.0.0.1:{}", free_port())])
-        .args(["--log", "error"])
         .args(args)
         .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
         .expect("doorsim");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    lines.by_ref().map_while(Result::ok).find(|l| l.contains("Call service API")).expect("banner");
+    lines.by_ref().map_while(Result::ok).find(|l| l.contains(ready)).expect("banner");
     std::thread::spawn(move || lines.for_each(drop));
-    (Running(child), port)
+    Running(child)
 }
 
 /// The resident set size of process `pid`, in KiB.

@@ -17,6 +17,7 @@ use hyper::{Method, Response, StatusCode};
 use md5::{Digest, Md5};
 use serde_json::{json, Map, Value};
 
+use crate::auth::hex;
 use crate::model::attribute::{int_attribute, Attribute};
 use crate::model::sip_account::{SipProxy, Transport};
 use crate::model::sip_configuration::StunServer;
@@ -54,8 +55,7 @@ pub struct Sessions {
 impl Sessions {
     /// Logins as `user` (or `admin`, the name the device's own clients send) with `password`.
     pub fn new(user: &str, password: &str) -> Self {
-        let hashed = hex(&Md5::digest(password.as_bytes()));
-        Self { login: (user.to_owned(), hashed), tokens: Mutex::new(VecDeque::new()) }
+        Self { login: (user.to_owned(), password_hash(password)), tokens: Mutex::new(VecDeque::new()) }
     }
 
     fn tokens(&self) -> std::sync::MutexGuard<'_, VecDeque<(String, Instant)>> {
@@ -98,8 +98,9 @@ pub fn log_in() -> Response<Body> {
     json_response(StatusCode::UNAUTHORIZED, &json!({ "error": "Log In" }))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// What a login sends for `password`: its MD5, in lower-case hexadecimal.
+pub fn password_hash(password: &str) -> String {
+    hex(&Md5::digest(password.as_bytes()))
 }
 
 /// The settings in the vendor's shape.
@@ -326,7 +327,8 @@ mod tests {
         let sessions = Sessions::new("root", "pass");
         let wrong = sessions.login(Some("username=admin&password=0123"));
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-        let hashed = hex(&Md5::digest(b"pass"));
+        let hashed = password_hash("pass");
+        assert_eq!(hashed, "1a1dc91c907325c69271ddf0c944bc72");
         assert_eq!(sessions.login(Some(&format!("username=admin&password={hashed}"))).status(), StatusCode::OK);
         let token = sessions.tokens().back().map(|(t, _)| t.clone()).expect("a token");
         assert!(sessions.admits(Some(&format!("Bearer {token}"))));

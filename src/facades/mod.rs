@@ -11,7 +11,7 @@ pub mod suprema;
 pub mod two_n;
 pub mod v1cgi;
 
-use crate::model::sip_account::{SipAccount, Transport};
+use crate::model::sip_account::SipAccount;
 use crate::model::ModelError;
 use crate::profile::Brand;
 use crate::store::{DeviceState, Store};
@@ -109,15 +109,10 @@ fn valid_host(host: &str) -> bool {
     host.len() <= 253 && !host.bytes().any(|b| b.is_ascii_whitespace() || b"@;<>\",".contains(&b) || b < 0x20)
 }
 
-/// A SIP account as a face creates it: enabled, never the default's peer-to-peer shape.
+/// A SIP account as a face creates it: the factory account's settings under `id`, enabled,
+/// without a user, not the default.
 fn new_account(id: &str) -> SipAccount {
-    SipAccount {
-        id: id.to_owned(),
-        user_id: String::new(),
-        is_default: false,
-        transport: Transport::Udp,
-        ..SipAccount::peer_to_peer()
-    }
+    SipAccount { id: id.to_owned(), user_id: String::new(), is_default: false, ..SipAccount::peer_to_peer() }
 }
 
 #[cfg(test)]

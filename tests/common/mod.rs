@@ -298,6 +298,11 @@ impl Doorsim {
     }
 
     /// The whole store, from the control API.
+    /// The device's configuration store as `/emulator/v1/state` shows it.
+    pub(crate) async fn store(&self) -> Value {
+        self.state().await["Store"].clone()
+    }
+
     pub(crate) async fn state(&self) -> Value {
         let a = self.request("GET", "/emulator/v1/state", None).await;
         assert_eq!(a.status, 200, "{}", a.body);
@@ -552,4 +557,29 @@ pub(crate) async fn sipp(port: u16, transport: &str, how: &[&str]) -> (bool, Str
     .expect("sipp thread");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// A SIP port whose next port (where TLS goes) is free too, for UDP and TCP.
+pub(crate) fn free_sip_ports() -> u16 {
+    loop {
+        let port = free_port();
+        let next = port.wrapping_add(1);
+        if next > 1024
+            && std::net::UdpSocket::bind(("127.0.0.1", next)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", next)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Polls `check` until it holds (10 s at most, then panics naming `what`).
+pub(crate) async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{what} never happened");
 }
