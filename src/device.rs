@@ -276,7 +276,7 @@ impl Device {
 
 /// Runs the set-up requests in order; the first fault stops the start.
 fn apply_setup(service: &CallService, setup: &[Value], device_host: &str) -> Result<(), StartError> {
-    let ctx = RequestContext { device_host: device_host.to_owned() };
+    let ctx = RequestContext::at_host(device_host);
     for (i, request) in setup.iter().enumerate() {
         let (action, params) = request
             .as_object()

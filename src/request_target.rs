@@ -109,6 +109,12 @@ impl<S> LenientTarget<S> {
     /// Moves `input` through the state machine into `pending`.
     fn transform(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
+            if self.state == (State::RequestLine { spaces: 0 }) && self.head.is_empty() {
+                if let Some(used) = self.take_whole_head(input) {
+                    input = &input[used..];
+                    continue;
+                }
+            }
             match self.state {
                 State::PassThrough => {
                     self.pending.append(&mut self.head);
@@ -184,7 +190,7 @@ impl<S> LenientTarget<S> {
                     let line = line.strip_suffix(b"\r").unwrap_or(line);
                     let blank = line.is_empty();
                     if !blank {
-                        self.follow_header(line);
+                        self.follow_header_line(line);
                     }
                     taken.clear();
                     self.line = taken;
@@ -193,13 +199,7 @@ impl<S> LenientTarget<S> {
                         if self.refusal.is_some() {
                             return;
                         }
-                        self.state = if self.chunked_or_upgrade {
-                            State::PassThrough
-                        } else if self.content_length > 0 {
-                            State::Body(self.content_length)
-                        } else {
-                            State::RequestLine { spaces: 0 }
-                        };
+                        self.follow_body();
                         continue;
                     }
                 }
@@ -207,10 +207,49 @@ impl<S> LenientTarget<S> {
         }
     }
 
+    /// The common case in one step: `input` starts with a whole request head that hyper will
+    /// parse as it is (its target needs no rewriting). The head is handed on and its framing
+    /// followed; returns its length. `None` leaves the byte-wise path to handle it (a head
+    /// split over reads, a target to rewrite, a head to refuse).
+    fn take_whole_head(&mut self, input: &[u8]) -> Option<usize> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut headers);
+        let httparse::Status::Complete(len) = request.parse(input).ok()? else { return None };
+        // httparse lets bytes through in a target that hyper's URI parser refuses.
+        if request.path?.bytes().any(refused) {
+            return None;
+        }
+        self.content_length = 0;
+        self.chunked_or_upgrade = false;
+        for header in request.headers.iter() {
+            self.follow_header(header.name.as_bytes(), header.value);
+        }
+        self.pending.extend_from_slice(&input[..len]);
+        self.follow_body();
+        Some(len)
+    }
+
+    /// After a head: its body, or the next request line (or pass-through for framing it does
+    /// not follow).
+    fn follow_body(&mut self) {
+        self.state = if self.chunked_or_upgrade {
+            State::PassThrough
+        } else if self.content_length > 0 {
+            State::Body(self.content_length)
+        } else {
+            State::RequestLine { spaces: 0 }
+        };
+    }
+
     /// Notes the framing headers of one header line.
-    fn follow_header(&mut self, line: &[u8]) {
+    fn follow_header_line(&mut self, line: &[u8]) {
         let Some(colon) = line.iter().position(|&b| b == b':') else { return };
-        let (name, value) = (line[..colon].trim_ascii(), line[colon + 1..].trim_ascii());
+        self.follow_header(&line[..colon], &line[colon + 1..]);
+    }
+
+    /// Notes the framing header `name: value`.
+    fn follow_header(&mut self, name: &[u8], value: &[u8]) {
+        let (name, value) = (name.trim_ascii(), value.trim_ascii());
         if name.eq_ignore_ascii_case(b"content-length") {
             match std::str::from_utf8(value).ok().and_then(|v| v.parse::<u64>().ok()) {
                 Some(n) => self.content_length = n,

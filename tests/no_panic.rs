@@ -121,7 +121,7 @@ proptest! {
         let store = Arc::new(Store::new());
         let engine = CallEngine::start(EngineConfig::default(), store.clone(), Arc::new(EventBus::new()), Default::default());
         let service = CallService::new(store.clone(), engine);
-        let ctx = RequestContext { device_host: "127.0.0.1".into() };
+        let ctx = RequestContext::at_host("127.0.0.1");
         let before = store.snapshot();
         let format = if lenient { Format::Simple } else { Format::Json };
         if service.handle(&format!("axcall:{command}"), &params, format, &ctx).is_err() {

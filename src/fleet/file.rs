@@ -176,7 +176,7 @@ fn check_setup(setup: &[Value], index: usize) -> Result<(), EntryError> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let engine = CallEngine::start(EngineConfig::default(), store.clone(), std::sync::Arc::default(), shutdown.clone());
     let service = CallService::new(store, engine);
-    let ctx = RequestContext { device_host: "127.0.0.1".to_owned() };
+    let ctx = RequestContext::at_host("127.0.0.1");
     let result = instantiate(setup, index).iter().enumerate().try_for_each(|(i, request)| {
         let (action, params) = request
             .as_object()

@@ -206,14 +206,11 @@ impl App {
 
     /// The routes that read a whole, bounded body.
     async fn with_body(&self, route: Route, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
-        let method = req.method().clone();
-        // Only the control API routes further by path.
-        let path = if route == Route::Control { req.uri().path().to_owned() } else { String::new() };
-        let query = req.uri().query().map(str::to_owned);
-        let content_type =
-            req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let format = Format::of_query(query.as_deref());
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        let (head, body) = req.into_parts();
+        let (method, path, query) = (&head.method, head.uri.path(), head.uri.query());
+        let content_type = head.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let format = Format::of_query(query);
+        let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {
                 let fault = Fault::invalid_args(format!("request body rejected: {e} (limit {MAX_BODY} bytes)"));
@@ -222,29 +219,27 @@ impl App {
         };
         // param.cgi and pwdgrp.cgi take their arguments from the query or a form body.
         let form = || {
-            let mut pairs = query_pairs(query.as_deref());
+            let mut pairs = query_pairs(query);
             pairs.extend(query_pairs(std::str::from_utf8(&body).ok()));
             pairs
         };
         match route {
-            Route::CallService => self.vapix_call(&method, format, query.as_deref(), &body, local),
+            Route::CallService => self.vapix_call(method, format, query, &body, local),
             Route::ApiDiscovery => device_info::api_discovery(&body),
             Route::BasicDeviceInfo => device_info::basic_device_info(&body, &self.profile),
             Route::ParamCgi => device_info::param_cgi(&form(), &self.profile, &self.io),
             Route::Pwdgrp => device_info::pwdgrp(&form(), &self.user_names),
             Route::PortManagement => io_cgi::port_management(&body, &self.io),
-            Route::TwoNPhoneConfig => {
-                facades::two_n::handle(&method, query.as_deref(), content_type.as_deref(), body, &self.store).await
-            }
-            Route::V1CgiSipConfig => facades::v1cgi::handle(&method, &body, &self.store),
-            Route::BasIpSipSettings => facades::bas_ip::sip_settings(&method, &body, &self.store),
+            Route::TwoNPhoneConfig => facades::two_n::handle(method, query, content_type, body, &self.store).await,
+            Route::V1CgiSipConfig => facades::v1cgi::handle(method, &body, &self.store),
+            Route::BasIpSipSettings => facades::bas_ip::sip_settings(method, &body, &self.store),
             Route::Services => {
                 let inputs: Vec<usize> =
                     self.io.ports().iter().filter(|p| p.direction == PortDirection::Input).map(|p| p.index).collect();
                 let dtmf = self.store.read(|s| s.dtmf_events.values().cloned().collect::<Vec<_>>());
                 event_instances::services(&body, &inputs, &dtmf)
             }
-            _ => match self.control.handle(&method, &path, query.as_deref(), &body).await {
+            _ => match self.control.handle(method, path, query, &body).await {
                 Some(Ok(value)) => json_response(StatusCode::OK, &value),
                 Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
                 None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
@@ -279,7 +274,7 @@ impl App {
             }
             _ => return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed"),
         };
-        let ctx = RequestContext { device_host: self.sip_host.clone().unwrap_or_else(|| host_of(local)) };
+        let ctx = RequestContext { sip_host: self.sip_host.as_deref(), local };
         let result = request.and_then(|r| {
             tracing::debug!(action = %r.action, "call service request");
             self.call_service.handle(&r.action, &r.params, format, &ctx)
@@ -305,15 +300,4 @@ fn fault_response(format: Format, status: StatusCode, fault: &Fault) -> Response
 /// `key=value` pairs of a query string or form body.
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     query.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
-}
-
-/// The device's address as a URI host: IPv6 in brackets.
-fn host_of(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.ip().to_string(),
-        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => format!("[{}]", a.ip()),
-        },
-    }
 }

@@ -5,6 +5,7 @@
 //! object) are serialized straight into it, with no `Value` in between. Handlers know nothing
 //! of HTTP.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
@@ -24,10 +25,32 @@ use crate::model::{
 use crate::store::{DeviceState, Store};
 
 /// What a handler knows about the request besides its parameters.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// The device address the request arrived on, used in peer-to-peer SIP URIs.
-    pub device_host: String,
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext<'a> {
+    /// The address peer-to-peer SIP URIs show, when one is set (`--sip-addr`).
+    pub sip_host: Option<&'a str>,
+    /// The device address the request arrived on, shown when `sip_host` is not set.
+    pub local: SocketAddr,
+}
+
+impl<'a> RequestContext<'a> {
+    /// A context whose peer-to-peer SIP URIs show `host` (requests not from the network).
+    pub fn at_host(host: &'a str) -> Self {
+        Self { sip_host: Some(host), local: SocketAddr::from(([127, 0, 0, 1], 0)) }
+    }
+
+    /// The device's host in peer-to-peer SIP URIs (IPv6 in brackets). Only the commands that
+    /// show such URIs pay for formatting it.
+    pub fn device_host(&self) -> String {
+        match (self.sip_host, self.local) {
+            (Some(host), _) => host.to_owned(),
+            (None, SocketAddr::V4(a)) => a.ip().to_string(),
+            (None, SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => format!("[{}]", a.ip()),
+            },
+        }
+    }
 }
 
 /// The Call service of one device.
@@ -201,7 +224,13 @@ impl CallService {
 
     /// Runs `action` (with its `axcall:` prefix) on `params` and answers in `format` (the simple
     /// format's values are all text, so its parameters are read leniently).
-    pub fn handle(&self, action: &str, params: &Value, format: Format, ctx: &RequestContext) -> Result<String, Fault> {
+    pub fn handle(
+        &self,
+        action: &str,
+        params: &Value,
+        format: Format,
+        ctx: &RequestContext<'_>,
+    ) -> Result<String, Fault> {
         let command = action.strip_prefix(ACTION_PREFIX).ok_or_else(|| Fault::not_supported(action))?;
         let f = Fields::new(params, "", format == Format::Simple)?;
         let r = Render(format);
@@ -303,15 +332,16 @@ impl CallService {
         Ok(r.value(&json!({})))
     }
 
-    fn sip_account_status(&self, r: Render, f: &Fields<'_>, ctx: &RequestContext) -> Result<String, Fault> {
+    fn sip_account_status(&self, r: Render, f: &Fields<'_>, ctx: &RequestContext<'_>) -> Result<String, Fault> {
         let id = one_id(f, "SIPAccountId")?;
         let problem = self.store.sip_listener_problem();
+        let device_host = ctx.device_host();
         let status = self.store.read(|s| {
             s.sip_accounts.get(&id).map(|a| {
                 SipAccountStatus::of(
                     a,
                     &s.sip_configuration,
-                    &ctx.device_host,
+                    &device_host,
                     self.store.registration(&a.id).as_ref(),
                     problem.as_deref(),
                 )
@@ -321,9 +351,10 @@ impl CallService {
         Ok(r.member("SIPAccountStatus", &status))
     }
 
-    fn sip_account_statuses(&self, r: Render, f: &Fields<'_>, ctx: &RequestContext) -> Result<String, Fault> {
+    fn sip_account_statuses(&self, r: Render, f: &Fields<'_>, ctx: &RequestContext<'_>) -> Result<String, Fault> {
         let ids = id_list(f, "SIPAccountId")?;
         let problem = self.store.sip_listener_problem();
+        let device_host = ctx.device_host();
         let statuses: Vec<SipAccountStatus> = self.store.read(|s| {
             s.sip_accounts
                 .values()
@@ -332,7 +363,7 @@ impl CallService {
                     SipAccountStatus::of(
                         a,
                         &s.sip_configuration,
-                        &ctx.device_host,
+                        &device_host,
                         self.store.registration(&a.id).as_ref(),
                         problem.as_deref(),
                     )

@@ -8,15 +8,19 @@
 //! Counts may arrive out of order (a client's parallel connections share a nonce), so each
 //! nonce keeps a 64-count window above a floor, as IPsec's anti-replay window does; counts of
 //! at most [`MAX_TRACKED_NONCES`] nonces are kept (the oldest are forgotten first). The headers
-//! are parsed by the `digest_auth` crate. The challenges' own algorithms (MD5 and SHA-256 with
+//! are read in place ([`digest_params`]). The challenges' own algorithms (MD5 and SHA-256 with
 //! `qop=auth` or none) are checked from each account's HA1 (`H(user:realm:password)`), computed
 //! once, as servers that store HA1 do: two hashes per request. Anything else (`-sess`,
 //! `auth-int`, SHA-512-256) goes through `AuthorizationHeader::digest`, which recomputes all.
 
+mod digest_params;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use digest_auth::{AlgorithmType, AuthContext, AuthorizationHeader, HttpMethod, Qop};
+use digest_auth::{AuthContext, AuthorizationHeader, HttpMethod};
+
+use digest_params::DigestParams;
 use hyper::header::HeaderValue;
 use md5::Md5;
 use rand::RngCore;
@@ -105,66 +109,75 @@ impl Authenticator {
 
     fn check_digest(&self, method: &str, uri: Option<&str>, params: &str) -> Result<String, Refusal> {
         let params = escape_quotes_in_uri(params);
-        let sent = AuthorizationHeader::parse(&params).map_err(|_| Refusal::Unauthorized)?;
-        let password = self.password_of(&sent.username).ok_or(Refusal::Unauthorized)?;
+        let sent = digest_params::parse(&params).ok_or(Refusal::Unauthorized)?;
+        let user = self.users.iter().position(|(u, _)| *u == sent.username).ok_or(Refusal::Unauthorized)?;
         // The request target may have had raw quotes encoded on the way in (request_target).
         let same_target = |u: &str| sent.uri == u || crate::request_target::lenient(&sent.uri) == u;
         if sent.realm != self.realm || uri.is_some_and(|u| !same_target(u)) || sent.userhash {
             return Err(Refusal::Unauthorized);
         }
-        let uri = sent.uri.as_str();
         // A nonce of another run (or an expired one) with a right response gets stale=true: the
         // client retries with the new nonce without asking its user again (RFC 7616 3.3).
         let fresh = self.nonce_is_fresh(&sent.nonce).unwrap_or(false);
-        let expected = match self.expected_from_ha1(&sent, method) {
-            Some(response) => response,
-            None => {
-                let mut expected = sent.clone();
-                let context = AuthContext::new_with_method(
-                    sent.username.as_str(),
-                    password,
-                    uri,
-                    Option::<&[u8]>::None,
-                    HttpMethod(method.into()),
-                );
-                expected.digest(&context);
-                expected.response
-            }
+        let right = match self.response_from_ha1(&sent, user, method) {
+            Some(right) => right,
+            None => self.response_by_digest_auth(&params, user, method).ok_or(Refusal::Unauthorized)?,
         };
-        if !constant_time_eq_ignore_case(expected.as_bytes(), sent.response.as_bytes()) {
+        if !right {
             return Err(Refusal::Unauthorized);
         }
         if !fresh {
             return Err(Refusal::Stale);
         }
-        if sent.qop.is_some() && !self.count_is_new(&sent.nonce, sent.nc) {
-            return Err(Refusal::Unauthorized); // a replayed request
+        if let Some(nc) = &sent.nc {
+            let nc = u32::from_str_radix(nc, 16).map_err(|_| Refusal::Unauthorized)?;
+            if !self.count_is_new(&sent.nonce, nc) {
+                return Err(Refusal::Unauthorized); // a replayed request
+            }
         }
-        Ok(sent.username)
+        Ok(sent.username.into_owned())
     }
 
-    /// The response `sent` should carry, from the user's HA1, for the algorithms the device
-    /// offers (MD5, SHA-256; `qop=auth` or none); `None` for the others.
-    fn expected_from_ha1(&self, sent: &AuthorizationHeader, method: &str) -> Option<String> {
-        if sent.algorithm.sess || sent.qop == Some(Qop::AUTH_INT) {
+    /// Whether `sent` carries the right response, from the user's HA1, for the algorithms the
+    /// device offers (MD5, SHA-256; `qop=auth` or none); `None` for the others.
+    fn response_from_ha1(&self, sent: &DigestParams<'_>, user: usize, method: &str) -> Option<bool> {
+        let algorithm = sent.algorithm.as_deref().unwrap_or("MD5");
+        let (ha1, h): (&str, HashFn) = if algorithm.eq_ignore_ascii_case("MD5") {
+            (&self.ha1[user][0], hash_into::<Md5>)
+        } else if algorithm.eq_ignore_ascii_case("SHA-256") {
+            (&self.ha1[user][1], hash_into::<Sha256>)
+        } else {
             return None;
-        }
-        let user = self.users.iter().position(|(u, _)| *u == sent.username)?;
-        let (ha1, h): (&str, HashFn) = match sent.algorithm.algo {
-            AlgorithmType::MD5 => (&self.ha1[user][0], hash::<Md5>),
-            AlgorithmType::SHA2_256 => (&self.ha1[user][1], hash::<Sha256>),
-            AlgorithmType::SHA2_512_256 => return None,
         };
-        let ha2 = h(&[method.as_bytes(), b":", sent.uri.as_bytes()]);
-        let (nonce, ha1, ha2) = (sent.nonce.as_bytes(), ha1.as_bytes(), ha2.as_bytes());
-        Some(match &sent.qop {
-            Some(_) => {
-                let nc = format!("{:08x}", sent.nc);
-                let cnonce = sent.cnonce.as_deref().unwrap_or_default().as_bytes();
-                h(&[ha1, b":", nonce, b":", nc.as_bytes(), b":", cnonce, b":auth:", ha2])
+        let (mut ha2, mut expected) = ([0; 64], [0; 64]);
+        let ha2 = h(&[method.as_bytes(), b":", sent.uri.as_bytes()], &mut ha2);
+        let (nonce, ha1) = (sent.nonce.as_bytes(), ha1.as_bytes());
+        let expected = match sent.qop.as_deref() {
+            None => h(&[ha1, b":", nonce, b":", ha2], &mut expected),
+            Some("auth") => {
+                let (Some(nc), Some(cnonce)) = (&sent.nc, &sent.cnonce) else { return Some(false) };
+                h(&[ha1, b":", nonce, b":", nc.as_bytes(), b":", cnonce.as_bytes(), b":auth:", ha2], &mut expected)
             }
-            None => h(&[ha1, b":", nonce, b":", ha2]),
-        })
+            Some(_) => return None,
+        };
+        Some(constant_time_eq_ignore_case(expected, sent.response.as_bytes()))
+    }
+
+    /// Whether the header `params` carries the right response, computed by `digest_auth` (the
+    /// `-sess` and `auth-int` variants); `None` when it cannot read them.
+    fn response_by_digest_auth(&self, params: &str, user: usize, method: &str) -> Option<bool> {
+        let sent = AuthorizationHeader::parse(params).ok()?;
+        let mut expected = sent.clone();
+        let password = self.users[user].1.as_str();
+        let context = AuthContext::new_with_method(
+            sent.username.as_str(),
+            password,
+            sent.uri.as_str(),
+            Option::<&[u8]>::None,
+            HttpMethod(method.into()),
+        );
+        expected.digest(&context);
+        Some(constant_time_eq_ignore_case(expected.response.as_bytes(), sent.response.as_bytes()))
     }
 
     /// Records `nc` for `nonce`; false when that count was used already (a replay).
@@ -276,25 +289,39 @@ fn constant_time_eq_ignore_case(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y.to_ascii_lowercase())) == 0
 }
 
-/// A [`hash`] of one algorithm.
-type HashFn = fn(&[&[u8]]) -> String;
+/// A [`hash_into`] of one algorithm.
+type HashFn = for<'b> fn(&[&[u8]], &'b mut [u8; 64]) -> &'b [u8];
 
-/// The hash of the concatenated `parts` in lower-case hexadecimal.
-fn hash<D: Digest>(parts: &[&[u8]]) -> String {
+/// The hash of the concatenated `parts` in lower-case hexadecimal, written into `out` (long
+/// enough for SHA-256).
+fn hash_into<'b, D: Digest>(parts: &[&[u8]], out: &'b mut [u8; 64]) -> &'b [u8] {
     let mut d = D::new();
     for p in parts {
         d.update(p);
     }
-    hex(&d.finalize())
+    let digest = d.finalize();
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest.iter()) {
+        pair.copy_from_slice(&hex_pair(*b));
+    }
+    &out[..digest.len() * 2]
+}
+
+/// The hash of the concatenated `parts` in lower-case hexadecimal.
+fn hash<D: Digest>(parts: &[&[u8]]) -> String {
+    String::from_utf8_lossy(hash_into::<D>(parts, &mut [0; 64])).into_owned()
+}
+
+/// One byte in lower-case hexadecimal.
+fn hex_pair(b: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]
 }
 
 /// Lower-case hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
+        out.extend(hex_pair(*b).map(char::from));
     }
     out
 }
