@@ -10,7 +10,8 @@
 //! Both servers are separate processes with the same runtime (tokio, one worker per core).
 //!
 //! Run: `cargo bench --bench http` (targets: doorsim ≥ 0.8× bare hyper, Digest within 10 % of
-//! Basic). `HTTP_BENCH_SECONDS` sets each run's length (default 5).
+//! Basic). `HTTP_BENCH_SECONDS` sets each run's length (default 2); every run is repeated
+//! [`ROUNDS`] times, the servers taking turns, and the figures are medians.
 
 mod common;
 
@@ -196,6 +197,31 @@ async fn measured(pid: u32, seconds: u64, load: impl std::future::Future<Output 
     (rate, cpu.as_secs_f64() * 1e6 / (rate * seconds as f64).max(1.0))
 }
 
+/// How many times each run is repeated, bare and doorsim taking turns: on a shared 2-core
+/// machine one run's rate moves by tens of percent, so figures are medians of the rounds.
+const ROUNDS: usize = 5;
+
+/// The runs of every round: (requests per second, server CPU µs a request), and wrk's rates
+/// (bare, doorsim).
+#[derive(Default)]
+struct Rounds {
+    bare: Vec<(f64, f64)>,
+    basic: Vec<(f64, f64)>,
+    digest: Vec<(f64, f64)>,
+    wrk: Vec<(f64, f64)>,
+}
+
+/// The median of `values`.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Ratios as a short list, to show the spread behind a median.
+fn listed(ratios: &[f64]) -> String {
+    ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" ")
+}
+
 /// Sends one Call service request (Basic auth); panics unless it is answered 200.
 async fn call(port: u16, body: &str) -> Vec<u8> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
@@ -235,7 +261,7 @@ fn main() {
         runtime.block_on(bare_server(port.parse().expect("port"), bytes::Bytes::from(body.to_owned())));
         return;
     }
-    let seconds: u64 = std::env::var("HTTP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let seconds: u64 = std::env::var("HTTP_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let (door, door_port) = common::doorsim(&[]);
@@ -252,35 +278,61 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         println!(
-            "HTTP: POST /vapix/call GetSIPConfiguration ({} byte answer), {CONNECTIONS} keep-alive connections, {seconds} s each",
+            "HTTP: POST /vapix/call GetSIPConfiguration ({} byte answer), {CONNECTIONS} keep-alive connections; \
+             {ROUNDS} rounds of {seconds} s runs, bare and doorsim taking turns, medians",
             answer.len()
         );
         let (bare_pid, door_pid) = (bare.0.id(), door.0.id());
-        let (bare_rate, bare_cpu) = measured(bare_pid, seconds, rate(bare_port, Auth::None, seconds)).await;
-        let (basic, basic_cpu) = measured(door_pid, seconds, rate(door_port, Auth::Basic, seconds)).await;
-        let (digest, digest_cpu) = measured(door_pid, seconds, rate(door_port, Auth::Digest, seconds)).await;
+        let mut rounds = Rounds::default();
+        for _ in 0..ROUNDS {
+            rounds.bare.push(measured(bare_pid, seconds, rate(bare_port, Auth::None, seconds)).await);
+            rounds.basic.push(measured(door_pid, seconds, rate(door_port, Auth::Basic, seconds)).await);
+            rounds.digest.push(measured(door_pid, seconds, rate(door_port, Auth::Digest, seconds)).await);
+            if let (Some(b), Some(d)) = (wrk(bare_port, false, seconds), wrk(door_port, true, seconds)) {
+                rounds.wrk.push((b, d));
+            }
+        }
+        let median_of = |runs: &[(f64, f64)], f: &dyn Fn(&(f64, f64)) -> f64| median(runs.iter().map(f).collect());
+        let (bare_rate, bare_cpu) = (median_of(&rounds.bare, &|r| r.0), median_of(&rounds.bare, &|r| r.1));
+        let (basic, basic_cpu) = (median_of(&rounds.basic, &|r| r.0), median_of(&rounds.basic, &|r| r.1));
+        let (digest, digest_cpu) = (median_of(&rounds.digest, &|r| r.0), median_of(&rounds.digest, &|r| r.1));
+        let per_round = |a: &[(f64, f64)], b: &[(f64, f64)]| -> Vec<f64> { a.iter().zip(b).map(|(a, b)| a.0 / b.0).collect() };
+        let basic_ratios = per_round(&rounds.basic, &rounds.bare);
+        let digest_ratios = per_round(&rounds.digest, &rounds.basic);
         println!("  bare hyper             {bare_rate:>9.0} req/s, {bare_cpu:>5.1} µs of server CPU a request");
         println!(
-            "  doorsim, Basic         {basic:>9.0} req/s, {basic_cpu:>5.1} µs: {:.2}x bare hyper's rate, {:.2}x its \
-             cost (target rate >= 0.80x)",
-            basic / bare_rate,
+            "  doorsim, Basic         {basic:>9.0} req/s, {basic_cpu:>5.1} µs: {:.2}x bare hyper's rate (rounds: {}), \
+             {:.2}x its cost (target rate >= 0.80x)",
+            median(basic_ratios.clone()),
+            listed(&basic_ratios),
             basic_cpu / bare_cpu
         );
         println!(
-            "  doorsim, Digest        {digest:>9.0} req/s, {digest_cpu:>5.1} µs: {:.2}x Basic's rate, Basic's cost is \
-             {:.2}x Digest's (target >= 0.90; the client's own digests share the cores, so the cost ratio is the \
-             server's part)",
-            digest / basic,
+            "  doorsim, Digest        {digest:>9.0} req/s, {digest_cpu:>5.1} µs: {:.2}x Basic's rate (rounds: {}), \
+             Basic's cost is {:.2}x Digest's (target >= 0.90; the client's own digests share the cores, so the cost \
+             ratio is the server's part)",
+            median(digest_ratios.clone()),
+            listed(&digest_ratios),
             basic_cpu / digest_cpu
         );
         fill(door_port).await;
-        let filled = rate(door_port, Auth::Basic, seconds).await;
+        let mut filled = Vec::new();
+        for _ in 0..ROUNDS {
+            filled.push(rate(door_port, Auth::Basic, seconds).await);
+        }
+        let filled = median(filled);
         println!("  doorsim, Basic, store filled (100 accounts, 100 triggers)  {filled:>9.0} req/s  {:.2}x empty", filled / basic);
-        match (wrk(bare_port, false, seconds), wrk(door_port, true, seconds)) {
-            (Some(b), Some(d)) => {
-                println!("  wrk -t2 -c64: bare hyper {b:.0} req/s, doorsim Basic {d:.0} req/s: {:.2}x (target >= 0.80)", d / b)
-            }
-            _ => println!("  wrk is not installed: no wrk figures"),
+        if rounds.wrk.is_empty() {
+            println!("  wrk is not installed: no wrk figures");
+        } else {
+            let ratios: Vec<f64> = rounds.wrk.iter().map(|(b, d)| d / b).collect();
+            println!(
+                "  wrk -t2 -c64: bare hyper {:.0} req/s, doorsim Basic {:.0} req/s: {:.2}x (rounds: {}; target >= 0.80)",
+                median(rounds.wrk.iter().map(|r| r.0).collect()),
+                median(rounds.wrk.iter().map(|r| r.1).collect()),
+                median(ratios.clone()),
+                listed(&ratios)
+            );
         }
         drop((door, bare));
     });

@@ -9,7 +9,7 @@
 //! With a state file ([`Store::open`], `--state`), each change is written durably before it
 //! takes effect and before the request is answered; a write that fails changes nothing.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -361,13 +361,14 @@ pub struct SipLoad {
     pub dialogs: std::sync::atomic::AtomicUsize,
 }
 
-/// The store: one device's state behind a mutex that is never held across an `.await`, and
+/// The store: one device's state behind a read-write lock that is never held across an
+/// `.await` (requests on every worker read it at once; an update waits for them), and
 /// the registration status the SIP user agent reports per account.
 #[derive(Debug)]
 pub struct Store {
     /// Held for a copy or a swap, and with a state file also for its write, so the file always
     /// holds the latest committed state (writes are rare and small).
-    state: Mutex<DeviceState>,
+    state: RwLock<DeviceState>,
     /// Where the state persists (`--state`), if anywhere.
     file: Option<Arc<StateFile>>,
     /// Last registration result per account id; held only to read or write one entry.
@@ -388,7 +389,7 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Self {
-            state: Mutex::default(),
+            state: RwLock::default(),
             file: None,
             registrations: Mutex::default(),
             registration_revision: tokio::sync::watch::Sender::new(0),
@@ -408,7 +409,7 @@ impl Store {
 
     /// A store that starts from (and resets to) `factory`, in memory.
     pub fn with_factory(factory: DeviceState) -> Self {
-        Self { state: Mutex::new(factory.clone()), factory, ..Self::default() }
+        Self { state: RwLock::new(factory.clone()), factory, ..Self::default() }
     }
 
     /// A store kept in `file`: what the file holds (refused, and left untouched, when it does
@@ -420,29 +421,34 @@ impl Store {
         } else {
             DeviceState::from_file(&file.document()).map_err(|e| file.refused(e))?
         };
-        Ok(Self { state: Mutex::new(state), file: Some(file), factory, ..Self::default() })
+        Ok(Self { state: RwLock::new(state), file: Some(file), factory, ..Self::default() })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, DeviceState> {
-        // A panic while holding the lock cannot leave a half-applied state (updates swap whole
-        // states), so a poisoned lock is still consistent.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A panic while holding the lock cannot leave a half-applied state (updates swap whole
+    /// states), so a poisoned lock is still consistent.
+    fn reading(&self) -> std::sync::RwLockReadGuard<'_, DeviceState> {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// See [`Store::reading`].
+    fn writing(&self) -> std::sync::RwLockWriteGuard<'_, DeviceState> {
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads the state.
     pub fn read<T>(&self, f: impl FnOnce(&DeviceState) -> T) -> T {
-        f(&self.lock())
+        f(&self.reading())
     }
 
     /// A copy of the whole state.
     pub fn snapshot(&self) -> DeviceState {
-        self.lock().clone()
+        self.reading().clone()
     }
 
     /// Applies `f` to a copy of the state; commits it only if `f` succeeds and every invariant
     /// holds afterwards. A refused update changes nothing.
     pub fn update<T>(&self, f: impl FnOnce(&mut DeviceState) -> ModelResult<T>) -> ModelResult<T> {
-        let mut guard = self.lock();
+        let mut guard = self.writing();
         let mut next = guard.clone();
         let out = f(&mut next)?;
         next.check_invariants()?;
@@ -455,7 +461,7 @@ impl Store {
 
     /// Restores the factory defaults.
     pub fn reset(&self) {
-        let mut guard = self.lock();
+        let mut guard = self.writing();
         let factory = self.factory.clone();
         if let Err(e) = self.save(&factory) {
             tracing::error!(error = %e, "the state file could not be reset");
