@@ -79,6 +79,19 @@ pub struct Cli {
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
     #[arg(global = true, long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log lines as readable text, or as one JSON object per line for log shippers.
+    #[arg(global = true, long, env = "DOORSIM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `2026-11-29T18:00:00Z  INFO doorsim::calls::engine: call state call=… state=Ringing`.
+    Text,
+    /// `{"timestamp":…,"level":"INFO","fields":{"message":"call state",…},"target":…}`.
+    Json,
 }
 
 /// What `doorsim` runs besides one device.

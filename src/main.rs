@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use doorsim::cli::{Cli, FleetArgs, Mode, Placement};
+use doorsim::cli::{Cli, FleetArgs, LogFormat, Mode, Placement};
 
 /// mimalloc in place of glibc's allocator: a request, a call and an event allocate many small
 /// short-lived values on two worker threads, which glibc's arenas serve slowly (the HTTP and
@@ -34,7 +34,11 @@ async fn main() -> ExitCode {
     });
     // Colours only on a terminal: a log file or a pipe gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(ansi).init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     match cli.mode.clone() {
         Some(Mode::Fleet(args)) => run_fleet(&cli, &args).await,

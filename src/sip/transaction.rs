@@ -36,6 +36,11 @@ const T4: Duration = Duration::from_secs(5);
 /// INVITE's less as it drops its response, so a flood can take about 300 MB at most.
 const MAX_TRANSACTIONS: usize = 1 << 19;
 
+/// The one log line of a transaction: its final answer (`side` is `server` or `client`).
+fn log_transaction(side: &'static str, key: &Key, status: u16, path: &Path) {
+    tracing::info!(side, method = key.method, status, transport = path.kind.via(), peer = %path.peer, "SIP transaction");
+}
+
 /// A transaction's identity: its branch (with the sent-by for server transactions) and method.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -244,6 +249,7 @@ impl<W: Wire> Transactions<W> {
         if code < 200 || server.state != ServerState::Proceeding {
             return;
         }
+        log_transaction("server", key, code, &server.path);
         let reliable = server.path.kind.reliable();
         if !server.invite {
             server.state = ServerState::Completed;
@@ -340,6 +346,7 @@ impl<W: Wire> Transactions<W> {
             }
             return Some(());
         }
+        log_transaction("client", &key, code, &client.path);
         let reliable = client.path.kind.reliable();
         let retransmit = client.timers.retransmit.take();
         let timeout = client.timers.timeout.take();
@@ -462,6 +469,7 @@ impl<W: Wire> Transactions<W> {
             Timer::Timeout => {
                 client.timers.timeout = None;
                 let c = self.clients.remove(key)?;
+                log_transaction("client", key, 408, &c.path); // no answer: the local 408
                 let timed_out = c.request.response(408, "Request Timeout", None);
                 self.forget_timers(c.timers);
                 Some(Outcome::TimedOut(timed_out))

@@ -72,11 +72,22 @@ impl Doorsim {
 
     /// Starts doorsim with its HTTP API on `http` and its RTSP server on `rtsp`.
     pub(crate) fn start_at(http: &str, rtsp: &str, args: &[&str]) -> Doorsim {
+        Self::spawn(http, rtsp, args, Stdio::inherit())
+    }
+
+    /// Starts doorsim like [`Doorsim::start`], its log (stderr) written to `log`.
+    pub(crate) fn start_logging_to(log: &std::path::Path, args: &[&str]) -> Doorsim {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::spawn("127.0.0.1:0", "127.0.0.1:0", args, Stdio::from(file))
+    }
+
+    fn spawn(http: &str, rtsp: &str, args: &[&str], stderr: Stdio) -> Doorsim {
         let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
-            .args(["--http", http, "--rtsp", rtsp, "--log", "warn"])
+            .args(["--http", http, "--rtsp", rtsp])
+            .args(if args.contains(&"--log") { &[][..] } else { &["--log", "warn"][..] })
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn doorsim");
         let stdout = child.stdout.take().expect("stdout");
