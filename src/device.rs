@@ -56,6 +56,8 @@ pub struct DeviceConfig {
     pub setup: Vec<Value>,
     /// The file the configuration persists in (`--state`), or memory only.
     pub state: Option<std::path::PathBuf>,
+    /// Where the device counts what it does (`/metrics`); fleet members share one.
+    pub metrics: crate::metrics::DeviceMetrics,
 }
 
 /// Why a device did not start.
@@ -98,6 +100,7 @@ impl DeviceConfig {
             max_calls: 16,
             setup: Vec::new(),
             state: None,
+            metrics: crate::metrics::DeviceMetrics::default(),
         }
     }
 }
@@ -192,6 +195,7 @@ impl Device {
             auto_answer: config.auto_answer,
             tracker: tracker.clone(),
             max_calls: config.max_calls,
+            metrics: config.metrics.clone(),
             ..EngineConfig::default()
         };
         let engine = CallEngine::start(engine_config, store.clone(), bus.clone(), shutdown.clone());
@@ -245,6 +249,7 @@ impl Device {
             user_names,
             sip_host,
             bas_ip,
+            metrics: config.metrics,
         });
         let grpc_addr = grpc.map(|(listener, local)| {
             let device_id = app.profile.device_id.unwrap_or_default();

@@ -23,6 +23,7 @@ pub mod io;
 pub mod listener;
 pub mod load;
 pub mod media;
+pub mod metrics;
 pub mod model;
 pub mod persist;
 pub mod profile;

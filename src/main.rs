@@ -215,6 +215,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
         max_calls: cli.max_calls as usize,
         setup: Vec::new(),
         state: cli.state.clone(),
+        metrics: doorsim::metrics::DeviceMetrics::default(),
     };
     let device = match Device::start(config, shutdown.clone()).await {
         Ok(d) => d,

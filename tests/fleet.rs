@@ -1,7 +1,8 @@
 //! `doorsim fleet` as a user runs it: every device answers on its own loopback address with its
 //! own serial, a call on one device is invisible to another, a fleet file with two models and
 //! pre-set accounts comes up configured, a bad file is refused with its line before anything
-//! listens, and 100 devices register with kamailio (all in its location table).
+//! listens, 100 devices register with kamailio (all in its location table), and the fleet's
+//! metrics carry a `device` label.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::free_port;
 use common::kamailio::Kamailio;
+use common::{free_port, metric, promtool_accepts};
 use serde_json::{json, Value};
 
 /// A running `doorsim fleet`, killed on drop.
@@ -203,4 +204,32 @@ async fn a_fleet_of_100_registers_with_kamailio() {
     }
     assert_eq!(found, 100, "kamailio's location table holds every door");
     let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
+async fn fleet_metrics_carry_a_device_label_on_the_management_address_and_each_device() {
+    let f = fleet("127.23.0.1", &["2"]);
+    f.call_service("127.23.0.2", "GetSIPConfiguration", json!({})).await;
+    let text =
+        client().get(format!("http://{}/metrics", f.manage)).send().await.expect("metrics").text().await.expect("text");
+    promtool_accepts(&text);
+    let commands = |text: &str, device: &str| {
+        metric(text, "doorsim_call_service_commands_total", &[("device", device), ("command", "GetSIPConfiguration")])
+    };
+    assert_eq!((commands(&text, "0"), commands(&text, "1")), (0.0, 1.0), "{text}");
+    assert_eq!(metric(&text, "doorsim_build_info", &[]), 1.0, "one build, not one per device: {text}");
+    // A device's own /metrics shows its own samples only.
+    let own = client()
+        .get(format!("http://127.23.0.2:{}/metrics", f.http_port))
+        .basic_auth("root", Some("pass"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    promtool_accepts(&own);
+    assert_eq!(commands(&own, "1"), 1.0, "{own}");
+    assert!(!own.contains("device=\"0\""), "{own}");
+    assert_eq!(metric(&own, "doorsim_build_info", &[]), 1.0, "{own}");
 }

@@ -20,6 +20,11 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ("events", &["vapix", "http", "control", "facades", "sip", "rtp", "calls", "store"], "the bus is below all"),
     ("rtsp", &["http", "vapix", "control"], "RTSP shares auth and XML through neutral modules"),
     ("profile", &["actions", "device", "http", "vapix"], "a profile is data"),
+    (
+        "metrics",
+        &["vapix", "http", "control", "facades", "sip", "rtp", "dtmf", "calls", "store", "rtsp"],
+        "every layer counts into the metrics, so they import none",
+    ),
 ];
 
 /// Imports allowed where `*` forbids the rest: the store's model and state file.

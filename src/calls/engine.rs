@@ -46,6 +46,8 @@ pub struct EngineConfig {
     pub auto_answer: Option<Duration>,
     /// Where the engine's tasks (one per call, the stream follower) are tracked.
     pub tracker: TaskTracker,
+    /// Where call state changes are counted.
+    pub metrics: crate::metrics::DeviceMetrics,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +59,7 @@ impl Default for EngineConfig {
             device_host: "127.0.0.1".into(),
             auto_answer: None,
             tracker: TaskTracker::new(),
+            metrics: crate::metrics::DeviceMetrics::default(),
         }
     }
 }
@@ -80,13 +83,32 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     fn wind_down(&self) -> tokio::sync::oneshot::Receiver<()>;
 }
 
-/// RTP packets of one call, counted by the media side and shown by the control API.
+/// RTP packets of one call, counted by the media side and shown by the control API, and
+/// the device's RTP totals (metrics) they add to.
 #[derive(Debug, Default)]
 pub struct MediaCounters {
     /// RTP packets sent.
     pub sent: AtomicU64,
     /// RTP packets received.
     pub received: AtomicU64,
+    /// The device's totals.
+    pub device: crate::metrics::RtpCounters,
+}
+
+impl MediaCounters {
+    /// A packet of `bytes` sent.
+    pub fn count_sent(&self, bytes: usize) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        self.device.packets_out.inc();
+        self.device.bytes_out.inc_by(bytes as u64);
+    }
+
+    /// A packet of `bytes` received.
+    pub fn count_received(&self, bytes: usize) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        self.device.packets_in.inc();
+        self.device.bytes_in.inc_by(bytes as u64);
+    }
 }
 
 /// Why the engine refused a request.
@@ -179,6 +201,16 @@ impl CallEngine {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Fresh RTP counters for a call's media, adding to the device's totals.
+    pub fn media_counters(&self) -> Arc<MediaCounters> {
+        Arc::new(MediaCounters { device: self.config.metrics.rtp(), ..MediaCounters::default() })
+    }
+
+    /// The device's metrics.
+    pub fn metrics(&self) -> &crate::metrics::DeviceMetrics {
+        &self.config.metrics
     }
 
     /// The stream counters the media endpoints hold guards of.
@@ -309,6 +341,11 @@ impl CallEngine {
     fn announce(&self, reg: &mut Registry, id: &str, reason: Reason) {
         let Some(entry) = reg.calls.get(id) else { return };
         let s = &entry.status;
+        let direction = match s.direction {
+            Direction::Incoming => "Incoming",
+            Direction::Outgoing => "Outgoing",
+        };
+        self.config.metrics.call_state(direction, s.call_state.as_str(), reason.as_str());
         tracing::info!(
             call = %s.call_id,
             state = ?s.call_state,

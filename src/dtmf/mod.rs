@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::events::{topics, Event, EventBus};
+use crate::metrics::DeviceMetrics;
 use matcher::Matcher;
 pub use matcher::Trigger;
 
@@ -53,15 +54,17 @@ pub struct CallDtmf {
     matcher: Matcher,
     bus: Arc<EventBus>,
     sink: Option<Arc<dyn TriggerSink>>,
+    metrics: DeviceMetrics,
 }
 
 impl CallDtmf {
     /// The DTMF side of call `call_id` under `policy`; matches are published on `bus` and
-    /// handed to `sink`.
+    /// handed to `sink`; digits are counted in `metrics`.
     pub fn new(
         policy: DtmfPolicy,
         call_id: &str,
         bus: Arc<EventBus>,
+        metrics: DeviceMetrics,
         sink: Option<Arc<dyn TriggerSink>>,
         inter_digit: Duration,
     ) -> Self {
@@ -72,15 +75,17 @@ impl CallDtmf {
             matcher: Matcher::new(policy.triggers, inter_digit),
             bus,
             sink,
+            metrics,
         }
     }
 
     /// A digit received on the call; emits the DTMF event of a completed trigger.
     pub fn digit(&mut self, digit: char, method: Method, now: Instant) {
-        let allowed = match method {
-            Method::Rfc2833 => self.rfc2833,
-            Method::Rfc2976 => self.rfc2976,
+        let (allowed, name) = match method {
+            Method::Rfc2833 => (self.rfc2833, "RFC2833"),
+            Method::Rfc2976 => (self.rfc2976, "RFC2976"),
         };
+        self.metrics.dtmf_event(name);
         if !allowed {
             tracing::info!(call = %self.call_id, %digit, ?method, "DTMF digit dropped: method disabled for this account");
             return;

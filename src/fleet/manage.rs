@@ -19,7 +19,7 @@ use super::Fleet;
 use crate::calls::{CallEngine, CallState};
 use crate::control::Control;
 use crate::http::server::Handler;
-use crate::reply::{json_response, Body};
+use crate::reply::{json_response, text_response, Body};
 use crate::store::Store;
 
 /// Largest request body accepted.
@@ -42,6 +42,8 @@ struct Managed {
 #[derive(Debug)]
 pub struct Manage {
     devices: Vec<Managed>,
+    /// Every device's metrics (`/metrics` here shows them all).
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// Why a press request was refused.
@@ -83,7 +85,7 @@ impl Manage {
                 control: m.device.control.clone(),
             })
             .collect();
-        Manage { devices }
+        Manage { devices, metrics: fleet.metrics.clone() }
     }
 
     fn list(&self) -> Value {
@@ -149,6 +151,12 @@ impl Handler for Manage {
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         match (method, path.as_str()) {
             (Method::GET, "/emulator/v1/fleet") => json_response(StatusCode::OK, &self.list()),
+            (Method::GET, "/metrics") => {
+                for d in &self.devices {
+                    self.metrics.device(Some(d.index)).observe_bus(d.control.bus());
+                }
+                text_response(self.metrics.render())
+            }
             (Method::POST, "/emulator/v1/fleet/press") => {
                 let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                     Ok(b) => b.to_bytes(),

@@ -11,10 +11,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde_json::Value;
+use std::sync::Arc;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
 
 use crate::device::{Device, DeviceConfig, StartError};
+use crate::metrics::{DeviceMetrics, Metrics};
 use crate::profile::{Profile, ProfileError};
 use file::FleetFile;
 
@@ -163,6 +165,8 @@ pub struct Member {
 pub struct Fleet {
     /// The devices, by index order.
     pub members: Vec<Member>,
+    /// Every device's metrics, each with its `device` label.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Fleet {
@@ -172,8 +176,10 @@ impl Fleet {
         raise_descriptor_limit(plans.len())?;
         let mut profiles: HashMap<String, Profile> = HashMap::new();
         let mut members = Vec::with_capacity(plans.len());
+        let metrics = Arc::new(Metrics::new());
         for plan in plans {
-            let result = Self::start_one(&plan, common, &mut profiles, shutdown.clone()).await;
+            let device_metrics = metrics.device(Some(plan.index));
+            let result = Self::start_one(&plan, common, &mut profiles, device_metrics, shutdown.clone()).await;
             match result {
                 Ok(device) => {
                     members.push(Member { index: plan.index, address: plan.address, profile: plan.profile, device })
@@ -187,13 +193,14 @@ impl Fleet {
                 }
             }
         }
-        Ok(Fleet { members })
+        Ok(Fleet { members, metrics })
     }
 
     async fn start_one(
         plan: &Plan,
         common: &Common,
         profiles: &mut HashMap<String, Profile>,
+        metrics: DeviceMetrics,
         shutdown: CancellationToken,
     ) -> Result<Device, FleetError> {
         let profile = match profiles.get(&plan.profile) {
@@ -220,6 +227,7 @@ impl Fleet {
             max_calls: common.max_calls,
             setup: plan.setup.clone(),
             state: common.state_dir.as_ref().map(|d| d.join(format!("device-{}.json", plan.index))),
+            metrics,
         };
         Device::start(config, shutdown).await.map_err(|e| FleetError::Start(plan.index, plan.address, e))
     }

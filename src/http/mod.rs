@@ -16,11 +16,12 @@ use crate::calls::CallEngine;
 use crate::control::Control;
 use crate::facades;
 use crate::io::IoPorts;
+use crate::metrics::DeviceMetrics;
 use crate::profile::{Brand, PortDirection, Profile};
 use crate::reply::response;
 pub use crate::reply::{full, json_response, plain, text_response, Body};
 use crate::store::Store;
-use crate::vapix::call_service::{CallService, RequestContext};
+use crate::vapix::call_service::{command_of, CallService, RequestContext};
 use crate::vapix::event_stream::EventStream;
 use crate::vapix::fault::Fault;
 use crate::vapix::format::Format;
@@ -56,6 +57,8 @@ pub struct App {
     pub sip_host: Option<String>,
     /// BAS-IP login sessions (used on BAS-IP devices only).
     pub bas_ip: facades::bas_ip::Sessions,
+    /// Where requests, commands and the event bus are counted, and `/metrics` reads.
+    pub metrics: DeviceMetrics,
 }
 
 /// The paths the device serves.
@@ -85,6 +88,8 @@ enum Route {
     BasIpLogin,
     /// BAS-IP's SIP settings (a login token, no HTTP auth).
     BasIpSipSettings,
+    /// Prometheus metrics.
+    Metrics,
 }
 
 impl Route {
@@ -93,6 +98,9 @@ impl Route {
     fn of(path: &str, brand: Brand) -> Option<Route> {
         if path.starts_with("/emulator/v1/") {
             return Some(Route::Control);
+        }
+        if path == "/metrics" {
+            return Some(Route::Metrics);
         }
         match brand {
             Brand::Axis => Route::axis(path),
@@ -129,6 +137,20 @@ impl Route {
         })
     }
 
+    /// The path class requests are counted under.
+    fn class(self) -> &'static str {
+        match self {
+            Route::CallService => "call_service",
+            Route::AudioTransmit | Route::AudioReceive | Route::Video | Route::Image => "media",
+            Route::WsSession | Route::WsDataStream | Route::Services => "events",
+            Route::ApiDiscovery | Route::BasicDeviceInfo | Route::ParamCgi | Route::Pwdgrp => "device_info",
+            Route::PortManagement | Route::PortCgi | Route::VirtualInput(_) => "io",
+            Route::Control => "control",
+            Route::TwoNPhoneConfig | Route::V1CgiSipConfig | Route::BasIpLogin | Route::BasIpSipSettings => "vendor",
+            Route::Metrics => "metrics",
+        }
+    }
+
     fn method_allowed(self, m: &Method) -> bool {
         match self {
             // checked by the handler
@@ -151,7 +173,10 @@ impl Route {
 
 impl server::Handler for App {
     async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
-        self.answer(req, local).await
+        let class = Route::of(req.uri().path(), self.profile.brand).map_or("other", Route::class);
+        let response = self.answer(req, local).await;
+        self.metrics.http_request(class, response.status().as_u16());
+        response
     }
 
     /// A fault in the request's own format, as every Call service fault: simple when the
@@ -198,6 +223,10 @@ impl App {
             Route::Image => media::image(req.uri().query()),
             Route::WsSession => self.event_stream.new_session(),
             Route::WsDataStream => self.event_stream.upgrade(req),
+            Route::Metrics => {
+                self.metrics.observe_bus(self.control.bus());
+                text_response(self.metrics.render())
+            }
             Route::PortCgi => io_cgi::port_cgi(&query_pairs(req.uri().query()), &self.io, &self.bus()),
             Route::VirtualInput(active) => io_cgi::virtual_input(&query_pairs(req.uri().query()), active, &self.io),
             _ => self.with_body(route, req, local).await,
@@ -277,7 +306,11 @@ impl App {
         let ctx = RequestContext { sip_host: self.sip_host.as_deref(), local };
         let result = request.and_then(|r| {
             tracing::debug!(action = %r.action, "call service request");
-            self.call_service.handle(&r.action, &r.params, format, &ctx)
+            let answer = self.call_service.handle(&r.action, &r.params, format, &ctx);
+            if let Some(command) = command_of(&r.action) {
+                self.metrics.command(command, answer.as_ref().err().map(|f| f.code));
+            }
+            answer
         });
         match result {
             Ok(body) => response(StatusCode::OK, format.content_type(), body),

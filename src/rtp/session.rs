@@ -162,7 +162,7 @@ impl Outbound {
         let Some(remote) = sender.next_packet(packet) else { return };
         drop(sender);
         if socket.send_to(packet, remote).is_ok() {
-            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            self.counters.count_sent(packet.len());
         }
     }
 }
@@ -260,7 +260,7 @@ impl Inbound {
     /// One received datagram from `from`.
     pub(super) fn packet(&mut self, data: &[u8], from: SocketAddr, outbound: &Outbound) {
         let Some((h, payload)) = RtpHeader::parse(data) else { return };
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        self.counters.count_received(data.len());
         if !self.learned {
             // Symmetric RTP (RFC 4961): answer where the peer really sends from.
             outbound.sender().remote = from;

@@ -18,6 +18,7 @@ use super::connect::{Connected, Connector, Purpose};
 use super::dialog::Dialog;
 use super::listeners::follow_configuration;
 use super::message::SipMessage;
+use super::message::StartLine;
 use super::registration::{self, Registrations};
 use super::signalling::{Command, SipUa};
 use super::tls::Tls;
@@ -89,7 +90,7 @@ pub fn start(
     let (inbound_tx, inbound_rx) = mpsc::channel(transport::INBOUND_QUEUE);
     let (changed_tx, changed_rx) = mpsc::channel(1);
     let (connected_tx, connected_rx) = mpsc::channel(CONNECTED_QUEUE);
-    let transports = Arc::new(Transports::default());
+    let transports = Arc::new(Transports::new(engine.metrics().clone()));
     let streams = Streams::new(transports.clone(), inbound_tx, tracker.clone());
     tracker.spawn(follow_configuration(
         config.bind,
@@ -179,11 +180,17 @@ impl Agent {
             transactions: &mut self.transactions,
             connector: &self.connector,
             local,
+            metrics: self.engine.metrics(),
         };
         f(&mut self.registrations, &mut ctx);
     }
 
     fn on_inbound(&mut self, Inbound { message, path }: Inbound) {
+        let metrics = self.engine.metrics();
+        match &message.start {
+            StartLine::Response { code, .. } => metrics.sip_response(true, *code, path.kind.via()),
+            StartLine::Request { method, .. } => metrics.sip_request(true, method, path.kind.via()),
+        }
         if message.code().is_some() {
             if self.transactions.on_response(&message).is_some() {
                 self.on_response(message);
@@ -292,7 +299,14 @@ impl Agent {
             })
         });
         let sink = self.config.door.clone();
-        Arc::new(Mutex::new(CallDtmf::new(policy, engine_id, self.bus.clone(), sink, self.config.inter_digit)))
+        Arc::new(Mutex::new(CallDtmf::new(
+            policy,
+            engine_id,
+            self.bus.clone(),
+            self.engine.metrics().clone(),
+            sink,
+            self.config.inter_digit,
+        )))
     }
 
     fn send_dtmf(&mut self, id: &str, digits: &str, over_rtp: bool) {

@@ -123,6 +123,8 @@ pub struct Context<'a> {
     pub connector: &'a Connector,
     /// The device's address and ports.
     pub local: Local,
+    /// Where registration outcomes are counted.
+    pub metrics: &'a crate::metrics::DeviceMetrics,
 }
 
 impl Registrations {
@@ -258,7 +260,7 @@ impl Registrations {
 
     fn failed(&mut self, id: &str, ctx: &Context<'_>, status: u16, text: &str, retry: Duration) {
         if let Some(e) = self.entries.get_mut(id) {
-            record(ctx.store, id, e, status, text);
+            record(ctx, id, e, status, text);
             schedule(&mut self.due, id, e, retry);
         }
     }
@@ -303,7 +305,7 @@ impl Registrations {
                     .unwrap_or(u64::from(e.params.interval))
                     .max(1);
                 e.auth_tried = false;
-                record(ctx.store, &id, e, code, &reason);
+                record(ctx, &id, e, code, &reason);
                 // Refresh at 90 % of the granted time, as UAs commonly do.
                 schedule(&mut self.due, &id, e, Duration::from_secs(granted) * 9 / 10);
             }
@@ -337,9 +339,10 @@ fn schedule(due: &mut DelayQueue<String>, id: &str, e: &mut Entry, after: Durati
     e.timer = Some(due.insert(id.to_owned(), after));
 }
 
-fn record(store: &Store, id: &str, e: &Entry, status: u16, text: &str) {
+fn record(ctx: &Context<'_>, id: &str, e: &Entry, status: u16, text: &str) {
     tracing::info!(account = id, registrar = %e.params.registrar, status, text, "registration");
-    store.set_registration(
+    ctx.metrics.registration(status);
+    ctx.store.set_registration(
         id,
         Some(Registration { reg_uri: e.params.registrar.clone(), status, status_text: text.to_owned() }),
     );

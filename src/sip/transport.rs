@@ -118,6 +118,8 @@ pub struct Transports {
     udp: Mutex<Option<Arc<std::net::UdpSocket>>>,
     /// Writers of open connections; at most [`MAX_CONNECTIONS`] (one permit each).
     streams: Mutex<HashMap<(Kind, SocketAddr), Writer>>,
+    /// Counts what is sent.
+    metrics: crate::metrics::DeviceMetrics,
 }
 
 /// The queue into one connection's writer task.
@@ -125,6 +127,21 @@ type Writer = mpsc::Sender<Vec<u8>>;
 
 impl Wire for Transports {
     fn send_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), SendError> {
+        let sent = self.send_on(path, bytes);
+        if sent.is_ok() {
+            self.metrics.sip_sent(bytes, path.kind.via());
+        }
+        sent
+    }
+}
+
+impl Transports {
+    /// Sending sockets that count what they send into `metrics`.
+    pub fn new(metrics: crate::metrics::DeviceMetrics) -> Self {
+        Self { metrics, ..Self::default() }
+    }
+
+    fn send_on(&self, path: &Path, bytes: &[u8]) -> Result<(), SendError> {
         match path.kind {
             Kind::Udp => {
                 let socket = lock(&self.udp).clone().ok_or(SendError::NotListening)?;

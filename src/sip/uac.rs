@@ -15,7 +15,7 @@ use super::headers::{NameAddr, Uri};
 use super::message::{SipMessage, StartLine};
 use super::sdp::{self, Direction};
 use super::transport::{Kind, Path};
-use crate::calls::{CallState, MediaCounters, Reason};
+use crate::calls::{CallState, Reason};
 use crate::model::sip_account::Transport;
 
 /// The transport kind of an account's transport setting.
@@ -106,7 +106,7 @@ impl Agent {
             session: (session, session),
             socket: Some(socket),
             rtp: None,
-            counters: std::sync::Arc::new(MediaCounters::default()),
+            counters: self.engine.media_counters(),
             dtmf: self.call_dtmf(Some(account_id), id),
             direction: Direction::SendRecv,
         };

@@ -19,7 +19,7 @@ use super::message::SipMessage;
 use super::sdp::{self, Direction};
 use super::transaction::Key;
 use super::transport::Path;
-use crate::calls::{CallState, MediaCounters, Reason};
+use crate::calls::{CallState, Reason};
 use crate::dtmf::{self, Method};
 use crate::model::sip_configuration::AccessListPolicy;
 use crate::model::SipConfiguration;
@@ -154,7 +154,7 @@ impl Agent {
             session: (session, session),
             socket: Some(socket),
             rtp: None,
-            counters: std::sync::Arc::new(MediaCounters::default()),
+            counters: self.engine.media_counters(),
             dtmf: self.call_dtmf(None, &engine_id),
             direction: remote.direction.answer(),
         };

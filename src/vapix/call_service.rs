@@ -53,6 +53,59 @@ impl<'a> RequestContext<'a> {
     }
 }
 
+/// Every command [`CallService::handle`] answers (keep in step with it; a test checks that
+/// each is handled). Metrics label commands with these names only.
+pub const COMMANDS: [&str; 42] = [
+    "GetServiceCapabilities",
+    "Call",
+    "TerminateCall",
+    "GetCallStatus",
+    "GetCallStatuses",
+    "GetSupportedSIPConfigurationAttributes",
+    "GetSupportedSIPAccountAttributes",
+    "GetSIPConfiguration",
+    "SetSIPConfiguration",
+    "GetSupportedMediaEncryptionModes",
+    "GetSIPAccount",
+    "GetSIPAccounts",
+    "SetSIPAccount",
+    "SetSIPAccounts",
+    "RemoveSIPAccount",
+    "RemoveSIPAccounts",
+    "GetSIPAccountStatus",
+    "GetSIPAccountStatuses",
+    "GetDTMFConfiguration",
+    "GetDTMFConfigurations",
+    "SetDTMFConfiguration",
+    "SetDTMFConfigurations",
+    "RemoveDTMFConfiguration",
+    "RemoveDTMFConfigurations",
+    "GetDTMFEvent",
+    "GetDTMFEvents",
+    "SetDTMFEvent",
+    "SetDTMFEvents",
+    "RemoveDTMFEvent",
+    "RemoveDTMFEvents",
+    "GetDTMFTrigger",
+    "GetDTMFTriggers",
+    "SetDTMFTrigger",
+    "SetDTMFTriggers",
+    "RemoveDTMFTrigger",
+    "RemoveDTMFTriggers",
+    "GetVMSCallConfiguration",
+    "SetVMSCallConfiguration",
+    "GetDefaultAudioCodecs",
+    "GetSupportedAudioCodecs",
+    "GetAudioCodecs",
+    "SetAudioCodecs",
+];
+
+/// The command an `action` (`axcall:<Command>`) names, if the service has it.
+pub fn command_of(action: &str) -> Option<&'static str> {
+    let name = action.strip_prefix(ACTION_PREFIX)?;
+    COMMANDS.iter().find(|c| **c == name).copied()
+}
+
 /// The Call service of one device.
 #[derive(Debug, Clone)]
 pub struct CallService {

@@ -594,3 +594,38 @@ pub(crate) async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
     panic!("{what} never happened");
 }
+
+/// The sum of the samples of metric `name` (as exposed, e.g. `doorsim_rtp_packets_total`) whose
+/// labels include every `key="value"` of `labels`, in a Prometheus text exposition.
+pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && all).then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
+/// Checks an exposition with `promtool check metrics` (Debian's `prometheus` package, installed
+/// by scripts/test.sh); panics with promtool's words when it finds a problem.
+pub(crate) fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
