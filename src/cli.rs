@@ -76,6 +76,11 @@ pub struct Cli {
     #[arg(global = true, long, env = "DOORSIM_STATE")]
     pub state: Option<PathBuf>,
 
+    /// Write the SIP and RTP traffic the device sends and receives to this pcap file (a fleet:
+    /// in this directory, one `device-<i>.pcap` per device).
+    #[arg(global = true, long, env = "DOORSIM_PCAP", value_name = "PATH")]
+    pub pcap: Option<PathBuf>,
+
     /// Tracing filter, e.g. `info` or `doorsim=debug`.
     #[arg(global = true, long, env = "DOORSIM_LOG", default_value = "info")]
     pub log: String,

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::actions::{DoorActions, DoorSink};
 use crate::auth::Authenticator;
 use crate::calls::{CallEngine, EngineConfig};
+use crate::capture::Capture;
 use crate::control::{Control, DeviceFacts};
 use crate::events::EventBus;
 use crate::http::{server, App};
@@ -58,6 +59,8 @@ pub struct DeviceConfig {
     pub state: Option<std::path::PathBuf>,
     /// Where the device counts what it does (`/metrics`); fleet members share one.
     pub metrics: crate::metrics::DeviceMetrics,
+    /// Where the device's SIP and RTP traffic is written as pcap (`--pcap`), if anywhere.
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// Why a device did not start.
@@ -72,6 +75,9 @@ pub enum StartError {
     /// The state file cannot be used.
     #[error("{0}")]
     State(#[from] crate::persist::StateError),
+    /// The packet capture file cannot be written.
+    #[error("--pcap {0}")]
+    Capture(String),
     /// A set-up request is not one object with one `axcall:` action.
     #[error("set-up request {0}: expected one {{\"axcall:Action\": {{...}}}} object")]
     SetupShape(usize),
@@ -100,6 +106,7 @@ impl DeviceConfig {
             max_calls: 16,
             setup: Vec::new(),
             state: None,
+            pcap: None,
             metrics: crate::metrics::DeviceMetrics::default(),
         }
     }
@@ -165,6 +172,10 @@ impl Device {
         });
 
         let tracker = TaskTracker::new();
+        let capture = match &config.pcap {
+            Some(path) => Some(Arc::new(Capture::create(path).map_err(StartError::Capture)?)),
+            None => None,
+        };
         let state_file = match &config.state {
             Some(path) => Some(Arc::new(crate::persist::StateFile::open(path)?)),
             None => None,
@@ -213,6 +224,7 @@ impl Device {
             tls,
             inter_digit: engine.scaled(crate::dtmf::INTER_DIGIT),
             door: Some(Arc::new(DoorSink(actions.clone()))),
+            capture,
         };
         sip::start(ua_config, store.clone(), engine.clone(), bus.clone(), tracker.clone(), shutdown.clone());
         let user_names = config.users.iter().map(|(name, _)| name.clone()).collect();

@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod auth;
 pub mod calls;
+pub mod capture;
 pub mod cli;
 pub mod control;
 pub mod device;

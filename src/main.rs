@@ -60,6 +60,7 @@ fn common(cli: &Cli, placement: &Placement) -> Common {
         grpc_port: cli.grpc.map(|a| a.port()),
         profile: cli.profile.clone(),
         state_dir: cli.state.clone(),
+        pcap_dir: cli.pcap.clone(),
         http_port: placement.http_port,
         rtsp_port: placement.rtsp_port,
     }
@@ -215,6 +216,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
         max_calls: cli.max_calls as usize,
         setup: Vec::new(),
         state: cli.state.clone(),
+        pcap: cli.pcap.clone(),
         metrics: doorsim::metrics::DeviceMetrics::default(),
     };
     let device = match Device::start(config, shutdown.clone()).await {

@@ -93,6 +93,8 @@ pub struct MediaCounters {
     pub received: AtomicU64,
     /// The device's totals.
     pub device: crate::metrics::RtpCounters,
+    /// Where the call's packets are also written (`--pcap`).
+    pub tap: Option<crate::capture::Tap>,
 }
 
 impl MediaCounters {
@@ -203,9 +205,10 @@ impl CallEngine {
         self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Fresh RTP counters for a call's media, adding to the device's totals.
-    pub fn media_counters(&self) -> Arc<MediaCounters> {
-        Arc::new(MediaCounters { device: self.config.metrics.rtp(), ..MediaCounters::default() })
+    /// Fresh RTP counters for a call's media, adding to the device's totals (and writing its
+    /// packets to `tap`).
+    pub fn media_counters(&self, tap: Option<crate::capture::Tap>) -> Arc<MediaCounters> {
+        Arc::new(MediaCounters { device: self.config.metrics.rtp(), tap, ..MediaCounters::default() })
     }
 
     /// The device's metrics.

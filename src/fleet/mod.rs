@@ -72,6 +72,8 @@ pub struct Common {
     pub profile: String,
     /// The directory of the devices' state files (`device-<i>.json`), or memory only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// The directory of the devices' packet captures (`device-<i>.pcap`), or none.
+    pub pcap_dir: Option<std::path::PathBuf>,
     /// HTTP port on each address.
     pub http_port: u16,
     /// RTSP port on each address.
@@ -227,6 +229,7 @@ impl Fleet {
             max_calls: common.max_calls,
             setup: plan.setup.clone(),
             state: common.state_dir.as_ref().map(|d| d.join(format!("device-{}.json", plan.index))),
+            pcap: common.pcap_dir.as_ref().map(|d| d.join(format!("device-{}.pcap", plan.index))),
             metrics,
         };
         Device::start(config, shutdown).await.map_err(|e| FleetError::Start(plan.index, plan.address, e))

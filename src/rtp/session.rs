@@ -163,6 +163,9 @@ impl Outbound {
         drop(sender);
         if socket.send_to(packet, remote).is_ok() {
             self.counters.count_sent(packet.len());
+            if let Some(tap) = &self.counters.tap {
+                tap.sent(remote, packet);
+            }
         }
     }
 }
@@ -261,6 +264,9 @@ impl Inbound {
     pub(super) fn packet(&mut self, data: &[u8], from: SocketAddr, outbound: &Outbound) {
         let Some((h, payload)) = RtpHeader::parse(data) else { return };
         self.counters.count_received(data.len());
+        if let Some(tap) = &self.counters.tap {
+            tap.received(from, data);
+        }
         if !self.learned {
             // Symmetric RTP (RFC 4961): answer where the peer really sends from.
             outbound.sender().remote = from;

@@ -47,6 +47,8 @@ pub struct UaConfig {
     pub inter_digit: Duration,
     /// Where DTMF matches go at once (the door actions).
     pub door: Option<Arc<dyn TriggerSink>>,
+    /// Where SIP and RTP are also written (`--pcap`).
+    pub capture: Option<Arc<crate::capture::Capture>>,
 }
 
 /// What the agent owns.
@@ -90,7 +92,8 @@ pub fn start(
     let (inbound_tx, inbound_rx) = mpsc::channel(transport::INBOUND_QUEUE);
     let (changed_tx, changed_rx) = mpsc::channel(1);
     let (connected_tx, connected_rx) = mpsc::channel(CONNECTED_QUEUE);
-    let transports = Arc::new(Transports::new(engine.metrics().clone()));
+    let capture = config.capture.clone().map(|c| (c, config.address));
+    let transports = Arc::new(Transports::new(engine.metrics().clone(), capture));
     let streams = Streams::new(transports.clone(), inbound_tx, tracker.clone());
     tracker.spawn(follow_configuration(
         config.bind,
@@ -279,6 +282,13 @@ impl Agent {
             tracing::debug!(error = %e, "BYE not sent");
         }
         self.engine.transition(&d.engine_id, CallState::Terminated, reason);
+    }
+
+    /// The RTP counters of a new call whose socket has `port`, writing to the capture if any.
+    pub(super) fn media_counters(&self, port: u16) -> Arc<crate::calls::MediaCounters> {
+        let local = std::net::SocketAddr::new(self.config.address, port);
+        let tap = self.config.capture.as_ref().map(|c| crate::capture::Tap::new(c.clone(), local));
+        self.engine.media_counters(tap)
     }
 
     /// The DTMF policy of a new call: the given account's, or the default account's.

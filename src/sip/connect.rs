@@ -123,8 +123,9 @@ impl Connector {
             .map_err(|_| ConnectError::Timeout("TCP connect"))?
             .map_err(|e| ConnectError::Failed(format!("cannot connect to {peer}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().map_err(|e| ConnectError::Failed(format!("connection to {peer}: {e}")))?;
         if to.kind == Kind::Tcp {
-            self.streams.start(stream, Kind::Tcp, peer, permit, self.shutdown.clone());
+            self.streams.start(stream, Kind::Tcp, (local, peer), permit, self.shutdown.clone());
             return Ok(path);
         }
         let name = Tls::server_name(&to.host).map_err(|e| ConnectError::Failed(e.to_string()))?;
@@ -133,7 +134,7 @@ impl Connector {
             .await
             .map_err(|_| ConnectError::Timeout("TLS hand-shake"))?
             .map_err(|e| ConnectError::Failed(format!("TLS with {peer}: {e}")))?;
-        self.streams.start(tls, Kind::Tls, peer, permit, self.shutdown.clone());
+        self.streams.start(tls, Kind::Tls, (local, peer), permit, self.shutdown.clone());
         Ok(path)
     }
 }

@@ -19,6 +19,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use crate::capture::{Capture, Carrier};
 use tokio_util::task::TaskTracker;
 
 use super::message::{error_response, frame, Framing, SipMessage, MAX_MESSAGE};
@@ -116,29 +118,57 @@ pub struct Transports {
     /// `try_send_to` refuses to send until the reactor has reported it writable, which drops
     /// the first messages after a (re)bind.
     udp: Mutex<Option<Arc<std::net::UdpSocket>>>,
-    /// Writers of open connections; at most [`MAX_CONNECTIONS`] (one permit each).
-    streams: Mutex<HashMap<(Kind, SocketAddr), Writer>>,
+    /// Open connections by peer; at most [`MAX_CONNECTIONS`] (one permit each).
+    streams: Mutex<HashMap<(Kind, SocketAddr), Connection>>,
     /// Counts what is sent.
     metrics: crate::metrics::DeviceMetrics,
+    /// Where messages sent and received are also written (`--pcap`), and the address shown
+    /// for a socket bound to "any".
+    capture: Option<(Arc<Capture>, std::net::IpAddr)>,
 }
 
 /// The queue into one connection's writer task.
 type Writer = mpsc::Sender<Vec<u8>>;
+
+/// One open connection: its writer's queue and its local address.
+#[derive(Debug, Clone)]
+struct Connection {
+    writer: Writer,
+    local: SocketAddr,
+}
 
 impl Wire for Transports {
     fn send_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), SendError> {
         let sent = self.send_on(path, bytes);
         if sent.is_ok() {
             self.metrics.sip_sent(bytes, path.kind.via());
+            self.captured(path, bytes, false);
         }
         sent
     }
 }
 
 impl Transports {
-    /// Sending sockets that count what they send into `metrics`.
-    pub fn new(metrics: crate::metrics::DeviceMetrics) -> Self {
-        Self { metrics, ..Self::default() }
+    /// Sending sockets that count what they send into `metrics` and, with `capture`, write
+    /// what they send and receive there (showing `address` for sockets bound to "any").
+    pub fn new(metrics: crate::metrics::DeviceMetrics, capture: Option<(Arc<Capture>, std::net::IpAddr)>) -> Self {
+        Self { metrics, capture, ..Self::default() }
+    }
+
+    /// Writes a message sent on (or `received` from) `path` to the capture, if there is one.
+    fn captured(&self, path: &Path, bytes: &[u8], received: bool) {
+        let Some((capture, address)) = &self.capture else { return };
+        let local = match path.kind {
+            Kind::Udp => lock(&self.udp).as_ref().and_then(|s| s.local_addr().ok()),
+            kind => lock(&self.streams).get(&(kind, path.peer)).map(|c| c.local),
+        };
+        let Some(mut local) = local else { return };
+        if local.ip().is_unspecified() {
+            local.set_ip(*address);
+        }
+        let carrier = if path.kind == Kind::Udp { Carrier::Udp } else { Carrier::Tcp };
+        let (from, to) = if received { (path.peer, local) } else { (local, path.peer) };
+        capture.packet(carrier, from, to, bytes);
     }
 
     fn send_on(&self, path: &Path, bytes: &[u8]) -> Result<(), SendError> {
@@ -151,7 +181,10 @@ impl Transports {
                 })
             }
             kind => {
-                let writer = lock(&self.streams).get(&(kind, path.peer)).cloned().ok_or(SendError::NoConnection)?;
+                let writer = lock(&self.streams)
+                    .get(&(kind, path.peer))
+                    .map(|c| c.writer.clone())
+                    .ok_or(SendError::NoConnection)?;
                 writer.try_send(bytes.to_vec()).map_err(|e| {
                     tracing::warn!(peer = %path.peer, error = %e, "SIP message not queued on its connection");
                     SendError::Refused
@@ -173,7 +206,7 @@ impl Transports {
 
     /// Whether a connection to `peer` over `kind` is open.
     pub fn connected(&self, kind: Kind, peer: SocketAddr) -> bool {
-        lock(&self.streams).get(&(kind, peer)).is_some_and(|w| !w.is_closed())
+        lock(&self.streams).get(&(kind, peer)).is_some_and(|c| !c.writer.is_closed())
     }
 }
 
@@ -188,6 +221,7 @@ pub struct Inbound {
 
 /// Answers what could not be parsed; returns the message when it parsed.
 fn accept(raw: &[u8], path: &Path, transports: &Transports) -> Option<SipMessage> {
+    transports.captured(path, raw, true);
     match SipMessage::parse(raw) {
         Ok(m) => Some(m),
         Err(e) => {
@@ -252,14 +286,14 @@ impl Streams {
         Streams { transports, inbound, permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)), tracker }
     }
 
-    /// Registers an open connection to `peer` and reads it in the background until it closes or
-    /// `shutdown`; it leaves the table when it ends. A connection already open to the same peer
-    /// is replaced.
+    /// Registers an open connection from `local` to `peer` and reads it in the background until
+    /// it closes or `shutdown`; it leaves the table when it ends. A connection already open to
+    /// the same peer is replaced.
     pub fn start<S>(
         &self,
         stream: S,
         kind: Kind,
-        peer: SocketAddr,
+        (local, peer): (SocketAddr, SocketAddr),
         permit: OwnedSemaphorePermit,
         shutdown: CancellationToken,
     ) where
@@ -285,7 +319,7 @@ impl Streams {
             }
             writer_closed.cancel();
         });
-        lock(&self.transports.streams).insert((kind, peer), tx.clone());
+        lock(&self.transports.streams).insert((kind, peer), Connection { writer: tx.clone(), local });
         let this = self.clone();
         self.tracker.spawn(async move {
             let _permit = permit;
@@ -296,7 +330,7 @@ impl Streams {
                 () = shutdown.cancelled() => {}
             }
             let mut table = lock(&this.transports.streams);
-            if table.get(&(kind, peer)).is_some_and(|w| w.same_channel(&tx)) {
+            if table.get(&(kind, peer)).is_some_and(|c| c.writer.same_channel(&tx)) {
                 table.remove(&(kind, peer));
             }
         });
@@ -315,13 +349,14 @@ pub async fn run_stream(
         let Some((stream, from, permit)) = next_admitted(&listener, &streams.permits, &shutdown, "SIP").await else {
             return;
         };
+        let Ok(local) = stream.local_addr() else { continue };
         match tls.clone() {
-            None => streams.start(stream, Kind::Tcp, from, permit, shutdown.clone()),
+            None => streams.start(stream, Kind::Tcp, (local, from), permit, shutdown.clone()),
             Some(acceptor) => {
                 let (streams, shutdown) = (streams.clone(), shutdown.clone());
                 streams.tracker.clone().spawn(async move {
                     match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => streams.start(tls, Kind::Tls, from, permit, shutdown),
+                        Ok(Ok(tls)) => streams.start(tls, Kind::Tls, (local, from), permit, shutdown),
                         Ok(Err(e)) => tracing::debug!(%from, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%from, "TLS handshake timed out"),
                     }

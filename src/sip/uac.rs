@@ -99,14 +99,15 @@ impl Agent {
         let socket = self.rtp_ports.bind(self.config.bind, rtp_start).map_err(PlaceError::NoRtpPort)?;
         let local = self.local();
         let session = rand::thread_rng().gen::<u32>().into();
+        let port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
         let media = Media {
             negotiated: None,
             formats: sdp::offer_formats(&codecs),
-            port: socket.local_addr().map(|a| a.port()).unwrap_or_default(),
+            port,
             session: (session, session),
             socket: Some(socket),
             rtp: None,
-            counters: self.engine.media_counters(),
+            counters: self.media_counters(port),
             dtmf: self.call_dtmf(Some(account_id), id),
             direction: Direction::SendRecv,
         };

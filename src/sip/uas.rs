@@ -154,7 +154,7 @@ impl Agent {
             session: (session, session),
             socket: Some(socket),
             rtp: None,
-            counters: self.engine.media_counters(),
+            counters: self.media_counters(port),
             dtmf: self.call_dtmf(None, &engine_id),
             direction: remote.direction.answer(),
         };
