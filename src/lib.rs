@@ -35,4 +35,5 @@ pub mod rtsp;
 pub mod sip;
 pub mod store;
 pub mod vapix;
+pub mod web;
 pub mod xml;

@@ -233,3 +233,17 @@ async fn fleet_metrics_carry_a_device_label_on_the_management_address_and_each_d
     assert!(!own.contains("device=\"0\""), "{own}");
     assert_eq!(metric(&own, "doorsim_build_info", &[]), 1.0, "{own}");
 }
+
+#[tokio::test]
+async fn the_fleet_page_links_every_device_page() {
+    let f = fleet("127.24.0.1", &["3"]);
+    let page = client().get(format!("http://{}/emulator/", f.manage)).send().await.expect("page");
+    assert!(page.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/html")));
+    let page = page.text().await.expect("text");
+    for address in ["127.24.0.1", "127.24.0.2", "127.24.0.3"] {
+        let url = format!("http://{address}:{}/emulator/", f.http_port);
+        assert!(page.contains(&format!("<a href=\"{url}\">")), "{url} in {page}");
+        let device = client().get(&url).basic_auth("root", Some("pass")).send().await.expect("device page");
+        assert_eq!(device.status(), 200, "{url}");
+    }
+}

@@ -16,17 +16,7 @@ const AXIS_VERSION: &str = "axis==60";
 
 /// The venv's python, created with the pinned library when missing.
 fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ha-axis-venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(format!("{AXIS_VERSION}.installed"));
-    if !ready.exists() {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
-        assert!(made.success(), "python3 -m venv failed (install python3-venv)");
-        let pip = Command::new(&python).args(["-m", "pip", "install", "-q", AXIS_VERSION]).status().expect("pip");
-        assert!(pip.success(), "pip install {AXIS_VERSION} failed");
-        std::fs::write(&ready, "").expect("marker");
-    }
-    python
+    common::python_venv("ha-axis-venv", &[AXIS_VERSION])
 }
 
 #[tokio::test]

@@ -21,6 +21,11 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ("rtsp", &["http", "vapix", "control"], "RTSP shares auth and XML through neutral modules"),
     ("profile", &["actions", "device", "http", "vapix"], "a profile is data"),
     (
+        "web",
+        &["vapix", "http", "control", "facades", "sip", "rtp", "dtmf", "calls", "store", "events"],
+        "the page is HTML over the control API and the event stream",
+    ),
+    (
         "metrics",
         &["vapix", "http", "control", "facades", "sip", "rtp", "dtmf", "calls", "store", "rtsp"],
         "every layer counts into the metrics, so they import none",

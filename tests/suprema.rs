@@ -23,17 +23,8 @@ const DEVICE_ID: u64 = 544_000_001;
 
 /// The venv's python and the directory of the generated stubs, made when missing.
 fn python_and_stubs() -> (PathBuf, PathBuf) {
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("grpc-venv");
-    let python = venv.join("bin/python");
-    let stubs = venv.join("stubs");
-    let ready = venv.join("ready-1.85.1");
-    if !ready.exists() {
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
-        assert!(made.success(), "python3 -m venv failed (install python3-venv)");
-        let pip = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(GRPC_VERSIONS).status().expect("pip");
-        assert!(pip.success(), "pip install grpcio grpcio-tools failed");
-        std::fs::write(&ready, "").expect("marker");
-    }
+    let python = common::python_venv("grpc-venv", &GRPC_VERSIONS);
+    let stubs = python.parent().and_then(std::path::Path::parent).expect("venv").join("stubs");
     // The stubs follow the protos of this checkout.
     std::fs::create_dir_all(&stubs).expect("stubs dir");
     let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/proto/suprema");

@@ -76,6 +76,9 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     fn place(&self, id: &str, to: &str, account: &str);
     /// The device sends DTMF `digits` on call `id`: RFC 4733 over RTP, or SIP INFO.
     fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool);
+    /// The far end of call `id` keyed `digits`: they reach the call's DTMF decoder as RFC 4733
+    /// digits would (triggers, events, door actions).
+    fn keyed(&self, id: &str, digits: &str);
     /// Completes once every request made before it has been carried out.
     fn flushed(&self) -> tokio::sync::oneshot::Receiver<()>;
     /// The device is stopping: end every call on the wire and un-register; completes when that
@@ -453,6 +456,21 @@ impl CallEngine {
 
     /// Sends DTMF on an active SIP call (control API); `over_rtp` picks RFC 4733, else SIP INFO.
     pub fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool) -> Result<(), CallError> {
+        let signalling = self.active_sip_with_digits(id, digits)?;
+        signalling.send_dtmf(id, digits, over_rtp);
+        Ok(())
+    }
+
+    /// Digits keyed at the far end of active SIP call `id` (the control API's keypad, standing
+    /// for the remote party): the call's DTMF decoder takes them as RFC 4733 digits.
+    pub fn keyed(&self, id: &str, digits: &str) -> Result<(), CallError> {
+        let signalling = self.active_sip_with_digits(id, digits)?;
+        signalling.keyed(id, digits);
+        Ok(())
+    }
+
+    /// The user agent, when `id` is an active SIP call and `digits` are 1 to 64 DTMF digits.
+    fn active_sip_with_digits(&self, id: &str, digits: &str) -> Result<&Arc<dyn Signalling>, CallError> {
         let active_sip = self
             .lock()
             .calls
@@ -467,9 +485,7 @@ impl CallEngine {
         {
             return Err(CallError::Invalid(format!("{digits:?} is not 1 to 64 DTMF digits (0-9, A-D, *, #)")));
         }
-        let signalling = self.signalling.get().ok_or_else(|| CallError::Failed("no SIP user agent".into()))?;
-        signalling.send_dtmf(id, digits, over_rtp);
-        Ok(())
+        self.signalling.get().ok_or_else(|| CallError::Failed("no SIP user agent".into()))
     }
 
     /// Records the media of a SIP call: its codec, the SIP transport (`UDP`, `TCP`, `TLS`) and

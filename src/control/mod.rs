@@ -107,6 +107,13 @@ impl Control {
                 };
                 self.engine.send_dtmf(id, digits, over_rtp).map(|()| json!({})).map_err(call_error)
             }),
+            ["calls", id, "keypad"] => allow(Method::POST).and_then(|()| {
+                let request: Value =
+                    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+                let digits =
+                    request["Digits"].as_str().ok_or((StatusCode::BAD_REQUEST, "Digits is missing".to_owned()))?;
+                self.engine.keyed(id, digits).map(|()| json!({})).map_err(call_error)
+            }),
             ["dtmf-actions"] if *method == Method::GET => Ok(json!({ "DtmfActions": self.actions.list() })),
             ["dtmf-actions"] => allow(Method::POST).and_then(|()| {
                 let action: DtmfAction =

@@ -19,7 +19,7 @@ use super::Fleet;
 use crate::calls::{CallEngine, CallState};
 use crate::control::Control;
 use crate::http::server::Handler;
-use crate::reply::{json_response, text_response, Body};
+use crate::reply::{json_response, response, text_response, Body};
 use crate::store::Store;
 
 /// Largest request body accepted.
@@ -88,6 +88,19 @@ impl Manage {
         Manage { devices, metrics: fleet.metrics.clone() }
     }
 
+    /// Every device with the address of its page.
+    fn pages(&self) -> Vec<crate::web::Listed> {
+        self.devices
+            .iter()
+            .map(|d| crate::web::Listed {
+                index: d.index,
+                serial: d.serial.clone(),
+                model: d.profile.clone(),
+                url: format!("http://{}/emulator/", d.http),
+            })
+            .collect()
+    }
+
     fn list(&self) -> Value {
         let devices: Vec<Value> = self
             .devices
@@ -151,6 +164,9 @@ impl Handler for Manage {
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         match (method, path.as_str()) {
             (Method::GET, "/emulator/v1/fleet") => json_response(StatusCode::OK, &self.list()),
+            (Method::GET, "/emulator/" | "/emulator") => {
+                response(StatusCode::OK, "text/html; charset=utf-8", crate::web::fleet_page(&self.pages()))
+            }
             (Method::GET, "/metrics") => {
                 for d in &self.devices {
                     self.metrics.device(Some(d.index)).observe_bus(d.control.bus());

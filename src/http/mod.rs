@@ -90,6 +90,8 @@ enum Route {
     BasIpSipSettings,
     /// Prometheus metrics.
     Metrics,
+    /// The web page.
+    WebPage,
 }
 
 impl Route {
@@ -101,6 +103,9 @@ impl Route {
         }
         if path == "/metrics" {
             return Some(Route::Metrics);
+        }
+        if path == "/emulator/" || path == "/emulator" {
+            return Some(Route::WebPage);
         }
         match brand {
             Brand::Axis => Route::axis(path),
@@ -148,6 +153,7 @@ impl Route {
             Route::Control => "control",
             Route::TwoNPhoneConfig | Route::V1CgiSipConfig | Route::BasIpLogin | Route::BasIpSipSettings => "vendor",
             Route::Metrics => "metrics",
+            Route::WebPage => "web",
         }
     }
 
@@ -226,6 +232,9 @@ impl App {
             Route::Metrics => {
                 self.metrics.observe_bus(self.control.bus());
                 text_response(self.metrics.render())
+            }
+            Route::WebPage => {
+                response(StatusCode::OK, "text/html; charset=utf-8", crate::web::device_page(&self.profile))
             }
             Route::PortCgi => io_cgi::port_cgi(&query_pairs(req.uri().query()), &self.io, &self.bus()),
             Route::VirtualInput(active) => io_cgi::virtual_input(&query_pairs(req.uri().query()), active, &self.io),

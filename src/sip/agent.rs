@@ -252,6 +252,7 @@ impl Agent {
             Command::Answered(id) => self.answer(&id),
             Command::Ended(id, reason) => self.end(&id, reason),
             Command::SendDtmf { id, digits, over_rtp } => self.send_dtmf(&id, &digits, over_rtp),
+            Command::Keyed { id, digits } => self.keyed(&id, &digits),
             Command::Place { id, to, account } => self.place(id, to, account),
             Command::Flush(done) => {
                 let _ = done.send(());
@@ -317,6 +318,14 @@ impl Agent {
             sink,
             self.config.inter_digit,
         )))
+    }
+
+    fn keyed(&mut self, id: &str, digits: &str) {
+        let Some(d) = self.dialog_of(id).and_then(|call_id| self.dialogs.get(&call_id)) else { return };
+        let mut dtmf = d.media.dtmf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for digit in digits.chars() {
+            dtmf.digit(digit, crate::dtmf::Method::Rfc2833, std::time::Instant::now());
+        }
     }
 
     fn send_dtmf(&mut self, id: &str, digits: &str, over_rtp: bool) {

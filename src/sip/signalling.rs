@@ -16,6 +16,8 @@ pub(super) enum Command {
     Place { id: String, to: String, account: String },
     /// The device sends DTMF on call `id`.
     SendDtmf { id: String, digits: String, over_rtp: bool },
+    /// The far end of call `id` keyed `digits` (the control API's keypad).
+    Keyed { id: String, digits: String },
     /// Answer once every earlier command is carried out.
     Flush(tokio::sync::oneshot::Sender<()>),
     /// The device is stopping: end the calls, un-register, answer when done.
@@ -55,6 +57,10 @@ impl Signalling for SipUa {
 
     fn send_dtmf(&self, id: &str, digits: &str, over_rtp: bool) {
         self.queue(Command::SendDtmf { id: id.to_owned(), digits: digits.to_owned(), over_rtp });
+    }
+
+    fn keyed(&self, id: &str, digits: &str) {
+        self.queue(Command::Keyed { id: id.to_owned(), digits: digits.to_owned() });
     }
 
     fn wind_down(&self) -> tokio::sync::oneshot::Receiver<()> {

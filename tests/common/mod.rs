@@ -6,6 +6,7 @@
 pub(crate) mod kamailio;
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
@@ -628,4 +629,23 @@ pub(crate) fn promtool_accepts(text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The python of a venv named `name` under the target directory, with the pinned `packages`
+/// installed (from PyPI, once: a marker file names what was installed).
+pub(crate) fn python_venv(name: &str, packages: &[&str]) -> PathBuf {
+    // Tests of one binary run on threads: one of them makes the venv, the others wait for it.
+    static MAKING: Mutex<()> = Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let python = venv.join("bin/python");
+    let ready = venv.join(format!("installed {}", packages.join(" ")));
+    if !ready.exists() {
+        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+        assert!(made.success(), "python3 -m venv failed (install python3-venv)");
+        let pip = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(packages).status().expect("pip");
+        assert!(pip.success(), "pip install {packages:?} failed");
+        std::fs::write(&ready, "").expect("marker");
+    }
+    python
 }
