@@ -194,9 +194,20 @@ pub struct DtmfAction {
     #[serde(rename = "DTMFEventId")]
     pub dtmf_event_id: String,
     /// The output port to activate (index from 0, as portmanagement numbers them).
+    #[serde(deserialize_with = "whole_number")]
     pub port: usize,
     /// For how long, in seconds.
     pub seconds: f64,
+}
+
+/// A non-negative whole number, also written as a JSON float (`109.0` is the integer 109 to
+/// JSON Schema, and to the clients it generates).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = f64::deserialize(d)?;
+    if n.fract() != 0.0 || !(0.0..=u32::MAX as f64).contains(&n) {
+        return Err(serde::de::Error::custom(format!("{n} is not a port index")));
+    }
+    Ok(n as usize)
 }
 
 #[cfg(test)]

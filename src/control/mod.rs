@@ -71,33 +71,32 @@ impl Control {
         &self.bus
     }
 
-    /// Answers `method path` with its JSON `body`; `None` for an unknown path.
+    /// Answers `method path` with its JSON `body`; `None` for a path that is not one of
+    /// [`OPERATIONS`].
     pub async fn handle(&self, method: &Method, path: &str, query: Option<&str>, body: &[u8]) -> Option<ControlResult> {
-        if path == "/emulator/v1/reset" && *method == Method::POST {
-            return Some(Ok(self.reset().await));
+        if let Err(refused) = operation(method, path)? {
+            return Some(Err(refused));
         }
-        let rest = path.strip_prefix("/emulator/v1/")?;
-        let segments: Vec<&str> = rest.split('/').collect();
-        let allow =
-            |m: Method| if *method == m { Ok(()) } else { Err((StatusCode::METHOD_NOT_ALLOWED, format!("use {m}"))) };
-        Some(match segments.as_slice() {
-            ["reset"] => allow(Method::POST).map(|()| json!({})),
-            ["state"] => allow(Method::GET).map(|()| self.state()),
-            ["events"] => allow(Method::GET).and_then(|()| self.events(query)),
-            ["button", "press"] => allow(Method::POST).and_then(|()| self.press_button()),
-            ["io", port, action @ ("activate" | "deactivate")] => allow(Method::POST).and_then(|()| {
-                let index = port.parse::<usize>().map_err(|_| (StatusCode::NOT_FOUND, format!("no port {port}")))?;
-                let changed = self
-                    .io
-                    .set_active(index, *action == "activate", false)
-                    .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
-                Ok(json!({ "Changed": changed }))
-            }),
-            ["calls", id, "dtmf"] => allow(Method::POST).and_then(|()| {
-                let request: Value =
-                    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
-                let digits =
-                    request["Digits"].as_str().ok_or((StatusCode::BAD_REQUEST, "Digits is missing".to_owned()))?;
+        let segments: Vec<&str> = path.trim_start_matches("/emulator/v1/").split('/').collect();
+        Some(match (method.as_str(), segments.as_slice()) {
+            ("GET", ["openapi.json"]) => {
+                serde_json::from_str(OPENAPI).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+            }
+            ("POST", ["reset"]) => Ok(self.reset().await),
+            ("GET", ["state"]) => Ok(self.state()),
+            ("GET", ["events"]) => self.events(query),
+            ("POST", ["button", "press"]) => self.press_button(),
+            ("POST", ["io", port, action]) => {
+                let index = port.parse::<usize>().map_err(|_| (StatusCode::NOT_FOUND, format!("no port {port}")));
+                index.and_then(|index| {
+                    let changed = self
+                        .io
+                        .set_active(index, *action == "activate", false)
+                        .map_err(|e| (StatusCode::NOT_FOUND, e.to_string()))?;
+                    Ok(json!({ "Changed": changed }))
+                })
+            }
+            ("POST", ["calls", id, "dtmf"]) => digits_of(body).and_then(|(digits, request)| {
                 let over_rtp = match request["Method"].as_str().unwrap_or("RFC2833") {
                     "RFC2833" => true,
                     "RFC2976" => false,
@@ -105,29 +104,27 @@ impl Control {
                         return Err((StatusCode::BAD_REQUEST, format!("Method {other:?} is not RFC2833 or RFC2976")))
                     }
                 };
-                self.engine.send_dtmf(id, digits, over_rtp).map(|()| json!({})).map_err(call_error)
+                self.engine.send_dtmf(id, &digits, over_rtp).map(|()| json!({})).map_err(call_error)
             }),
-            ["calls", id, "keypad"] => allow(Method::POST).and_then(|()| {
-                let request: Value =
-                    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
-                let digits =
-                    request["Digits"].as_str().ok_or((StatusCode::BAD_REQUEST, "Digits is missing".to_owned()))?;
-                self.engine.keyed(id, digits).map(|()| json!({})).map_err(call_error)
-            }),
-            ["dtmf-actions"] if *method == Method::GET => Ok(json!({ "DtmfActions": self.actions.list() })),
-            ["dtmf-actions"] => allow(Method::POST).and_then(|()| {
-                let action: DtmfAction =
-                    serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
-                self.actions.bind(action).map(|()| json!({})).map_err(|e| match e {
-                    BindError::Storage(why) => (StatusCode::INTERNAL_SERVER_ERROR, why),
-                    other => (StatusCode::BAD_REQUEST, other.to_string()),
+            ("POST", ["calls", id, "keypad"]) => digits_of(body)
+                .and_then(|(digits, _)| self.engine.keyed(id, &digits).map(|()| json!({})).map_err(call_error)),
+            ("GET", ["dtmf-actions"]) => Ok(json!({ "DtmfActions": self.actions.list() })),
+            ("POST", ["dtmf-actions"]) => {
+                let action: Result<DtmfAction, _> = serde_json::from_slice(body);
+                action.map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}"))).and_then(|action| {
+                    self.actions.bind(action).map(|()| json!({})).map_err(|e| match e {
+                        BindError::Storage(why) => (StatusCode::INTERNAL_SERVER_ERROR, why),
+                        BindError::NoPort(_) => (StatusCode::NOT_FOUND, e.to_string()),
+                        BindError::Input(_) | BindError::TooMany => (StatusCode::CONFLICT, e.to_string()),
+                        other => (StatusCode::BAD_REQUEST, other.to_string()),
+                    })
                 })
-            }),
-            ["calls", id, action @ ("answer" | "reject")] => allow(Method::POST).and_then(|()| {
+            }
+            ("POST", ["calls", id, action]) => {
                 let result = if *action == "answer" { self.engine.answer(id) } else { self.engine.reject(id) };
                 result.map(|()| json!({})).map_err(call_error)
-            }),
-            _ => return None,
+            }
+            _ => return None, // every operation has its arm above
         })
     }
 
@@ -211,6 +208,64 @@ impl Control {
         press(false)?;
         call.map(|id| json!({ "CallId": id })).map_err(call_error)
     }
+}
+
+/// The OpenAPI document of the control API (also served at `/emulator/v1/openapi.json`).
+pub const OPENAPI: &str = include_str!("../../openapi/control.json");
+
+/// Every operation of the control API: method and path, `{name}` standing for one segment.
+/// `openapi/control.json` documents exactly these (a test checks both ways), and a request
+/// that is none of them never reaches a handler, so the two cannot drift apart.
+pub const OPERATIONS: [(&str, &str); 13] = [
+    ("GET", "/emulator/v1/openapi.json"),
+    ("POST", "/emulator/v1/reset"),
+    ("GET", "/emulator/v1/state"),
+    ("GET", "/emulator/v1/events"),
+    ("POST", "/emulator/v1/button/press"),
+    ("POST", "/emulator/v1/io/{port}/activate"),
+    ("POST", "/emulator/v1/io/{port}/deactivate"),
+    ("POST", "/emulator/v1/calls/{id}/answer"),
+    ("POST", "/emulator/v1/calls/{id}/reject"),
+    ("POST", "/emulator/v1/calls/{id}/dtmf"),
+    ("POST", "/emulator/v1/calls/{id}/keypad"),
+    ("GET", "/emulator/v1/dtmf-actions"),
+    ("POST", "/emulator/v1/dtmf-actions"),
+];
+
+/// The methods [`OPERATIONS`] has for `path` (none: not a control API path).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let fits = |pattern: &str| {
+        let (mut p, mut s) = (pattern.split('/'), path.split('/'));
+        loop {
+            match (p.next(), s.next()) {
+                (None, None) => return true,
+                (Some(want), Some(got)) if want == got || (want.starts_with('{') && !got.is_empty()) => {}
+                _ => return false,
+            }
+        }
+    };
+    OPERATIONS.iter().filter(|(_, p)| fits(p)).map(|(m, _)| *m).collect()
+}
+
+/// Whether `method path` is one of [`OPERATIONS`]: `None` for a path none has, a 405 naming
+/// the allowed methods for a path with other methods.
+fn operation(method: &Method, path: &str) -> Option<Result<(), (StatusCode, String)>> {
+    let allowed = allowed_methods(path);
+    if allowed.is_empty() {
+        return None;
+    }
+    Some(if allowed.contains(&method.as_str()) {
+        Ok(())
+    } else {
+        Err((StatusCode::METHOD_NOT_ALLOWED, format!("use {}", allowed.join(" or "))))
+    })
+}
+
+/// The `Digits` of a JSON request body, and the body.
+fn digits_of(body: &[u8]) -> Result<(String, Value), (StatusCode, String)> {
+    let request: Value = serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+    let digits = request["Digits"].as_str().ok_or((StatusCode::BAD_REQUEST, "Digits is missing".to_owned()))?;
+    Ok((digits.to_owned(), request))
 }
 
 fn call_error(e: CallError) -> (StatusCode, String) {

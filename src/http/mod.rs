@@ -279,7 +279,16 @@ impl App {
             }
             _ => match self.control.handle(method, path, query, &body).await {
                 Some(Ok(value)) => json_response(StatusCode::OK, &value),
-                Some(Err((status, message))) => json_response(status, &serde_json::json!({ "Error": message })),
+                Some(Err((status, message))) => {
+                    let mut r = json_response(status, &serde_json::json!({ "Error": message }));
+                    if status == StatusCode::METHOD_NOT_ALLOWED {
+                        let allow = crate::control::allowed_methods(path).join(", ");
+                        if let Ok(allow) = hyper::header::HeaderValue::from_str(&allow) {
+                            r.headers_mut().insert(hyper::header::ALLOW, allow);
+                        }
+                    }
+                    r
+                }
                 None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
             },
         }
