@@ -114,7 +114,9 @@ async fn dtmf_requests_are_checked() {
     let r = d.request("POST", "/emulator/v1/calls/nope/dtmf", Some(r#"{"Digits":"1"}"#)).await;
     assert_eq!(r.status, 404);
     let r = d.request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"x","Port":0,"Seconds":1}"#)).await;
-    assert_eq!(r.status, 400, "port 0 is the call button, an input: {}", r.body);
+    assert_eq!(r.status, 409, "port 0 is the call button, an input: {}", r.body);
+    let r = d.request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"x","Port":9,"Seconds":1}"#)).await;
+    assert_eq!(r.status, 404, "no port 9: {}", r.body);
     let r = d.request("POST", "/emulator/v1/dtmf-actions", Some(r#"{"DTMFEventId":"x","Port":1,"Seconds":-1}"#)).await;
     assert_eq!(r.status, 400);
 }
