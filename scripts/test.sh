@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of doorsim on a fresh Debian machine with Rust: installs what the tests need
 # (as root, via apt-get and pip, only when missing: curl, python3 with venv and requests, ffmpeg
-# for ffprobe, sip-tester for sipp, kamailio, baresip-core, iproute2, prometheus for promtool, tshark, chromium and chromium-driver for the web page test), checks formatting and lints, then runs the unit, black-box, interop (Home
+# for ffprobe, sip-tester for sipp, kamailio, baresip-core, iproute2, prometheus for promtool, tshark, chromium and chromium-driver for the web page test, docker-compose to check the compose file), checks formatting and lints, then runs the unit, black-box, interop (Home
 # Assistant axis library from PyPI, ffprobe, sipp, kamailio, baresip in a network namespace) and corpus tests. The corpus tests need
 # ../shared/corpus beside the checkout and say so when it is absent.
 set -euo pipefail
@@ -19,6 +19,7 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v tshark >/dev/null || missing+=(tshark)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if ((${#missing[@]})); then
     echo "== installing: ${missing[*]}"
     apt-get update -qq
