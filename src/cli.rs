@@ -122,6 +122,24 @@ pub struct Placement {
     /// The RTSP port every device listens on, on its own address.
     #[arg(long, env = "DOORSIM_RTSP_PORT", default_value_t = 8554)]
     pub rtsp_port: u16,
+
+    /// The index of the first device: its identity (serial, state file) and the others' count
+    /// on from it, so a slice of a larger site keeps its devices' identities across restarts.
+    #[arg(long, env = "DOORSIM_FIRST_INDEX", default_value_t = 0)]
+    pub first_index: usize,
+
+    /// Put every device on --base (any IPv4 address, e.g. a pod's), each device's ports this
+    /// far apart from the previous one's (HTTP, RTSP, SIP, gRPC); at least 2. 0: an address per
+    /// device.
+    #[arg(long, env = "DOORSIM_PORT_STEP", default_value_t = 0)]
+    pub port_step: u16,
+}
+
+impl Placement {
+    /// The fleet layout these flags describe.
+    pub fn layout(&self) -> crate::fleet::Layout {
+        crate::fleet::Layout { base: self.base, first_index: self.first_index, port_step: self.port_step }
+    }
 }
 
 /// `doorsim fleet`.

@@ -75,7 +75,7 @@ async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
         },
         None => FleetFile::default(),
     };
-    let plans = match fleet::plan(args.count.unwrap_or(0), &file, args.placement.base, &cli.profile) {
+    let plans = match fleet::plan(args.count.unwrap_or(0), &file, args.placement.layout(), &cli.profile) {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
@@ -100,7 +100,7 @@ async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
     let (user, pass) = &cli.users[0];
     let banner = format!(
         "doorsim fleet — {n} emulated door stations, started in {ms} ms\n\
-         \x20 Devices     {a} ({ai}) … {b} ({bi}), HTTP port {hp}, RTSP port {rp}\n\
+         \x20 Devices     {a} ({ai}) … {b} ({bi}), HTTP port {hp}, RTSP port {rp}{step}\n\
          \x20 Management  http://{manage_addr}/emulator/v1/fleet   (listening on {manage_addr})\n\
          \x20 Try         curl --anyauth -u '{user}:{pass}' http://{a}:{hp}/axis-cgi/basicdeviceinfo.cgi -d '{{\"apiVersion\":\"1.0\",\"method\":\"getAllProperties\"}}'\n\
          \x20 Stop with Ctrl-C\n",
@@ -112,6 +112,10 @@ async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
         bi = last.index,
         hp = args.placement.http_port,
         rp = args.placement.rtsp_port,
+        step = match args.placement.port_step {
+            0 => String::new(),
+            s => format!(" (the first device's; each next device's ports {s} higher)"),
+        },
     );
     print(&banner);
     if !stop_gracefully(&mut signals, &shutdown, fleet.wind_down()).await {

@@ -34,7 +34,11 @@ fn ports() -> (u16, u16, u16) {
 }
 
 fn fleet(base: &str, args: &[&str]) -> FleetProcess {
-    let (http_port, rtsp_port, manage_port) = ports();
+    fleet_at(base, ports(), args)
+}
+
+/// A fleet with its HTTP, RTSP and management ports given.
+fn fleet_at(base: &str, (http_port, rtsp_port, manage_port): (u16, u16, u16), args: &[&str]) -> FleetProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_doorsim"))
         .args(["fleet", "--base", base, "--log", "warn"])
         .args(["--http-port", &http_port.to_string(), "--rtsp-port", &rtsp_port.to_string()])
@@ -246,4 +250,41 @@ async fn the_fleet_page_links_every_device_page() {
         let device = client().get(&url).basic_auth("root", Some("pass")).send().await.expect("device page");
         assert_eq!(device.status(), 200, "{url}");
     }
+}
+
+/// A port P with P + 10 and P + 20 free as well, for a slice of three devices 10 apart.
+fn three_ports_ten_apart() -> u16 {
+    loop {
+        let p = free_port();
+        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
+        if p < 60_000 && free(p + 10) && free(p + 20) {
+            return p;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slice_on_one_address_keeps_its_identities_with_ports_a_step_apart() {
+    let state = std::env::temp_dir().join(format!("doorsim-slice-{}", std::process::id()));
+    let (http, rtsp) = (three_ports_ten_apart(), three_ports_ten_apart());
+    let args = ["3", "--first-index", "20", "--port-step", "10", "--state", state.to_str().expect("path")];
+    let slice = fleet_at("127.0.0.1", (http, rtsp, free_port()), &args);
+    let devices = slice.devices().await;
+    let indices: Vec<&Value> = devices.iter().map(|d| &d["Index"]).collect();
+    assert_eq!(indices, [20, 21, 22]);
+    // The same device of a site laid out an address per device has the same serial.
+    let site = fleet("127.25.0.1", &["21"]);
+    let serial_20 = site.devices().await[20]["Serial"].clone();
+    assert_eq!(devices[0]["Serial"], serial_20);
+    for (slot, d) in devices.iter().enumerate() {
+        let port = http + 10 * slot as u16;
+        let url = format!("http://127.0.0.1:{port}/axis-cgi/basicdeviceinfo.cgi");
+        let body = json!({"apiVersion": "1.0", "method": "getAllProperties"});
+        let r = client().post(url).basic_auth("root", Some("pass")).json(&body).send().await.expect("request");
+        let info: Value = r.json().await.expect("json");
+        assert_eq!(info["data"]["propertyList"]["SerialNumber"], d["Serial"], "slot {slot} on port {port}");
+        assert!(state.join(format!("device-{}.json", 20 + slot)).exists(), "state file of device {}", 20 + slot);
+    }
+    drop(slice);
+    let _ = std::fs::remove_dir_all(&state);
 }

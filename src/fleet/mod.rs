@@ -47,6 +47,26 @@ pub enum FleetError {
     /// No devices.
     #[error("a fleet needs N or a --fleet-file with devices")]
     Empty,
+    /// A device's ports run past 65535.
+    #[error("device {0}: its ports (--port-step apart) run past 65535")]
+    Ports(usize),
+    /// SIP over TLS takes the port after SIP's: devices sharing an address need two apart.
+    #[error("--port-step must be 0 (an address per device) or at least 2")]
+    PortStep,
+}
+
+/// How a fleet's devices are placed: indices from `first_index`, and either an address of
+/// their own each (`port_step` 0: `base` plus the device's slot) or all on `base`, each with
+/// its ports `port_step` apart (slot j adds j·step to every port), as in a container whose
+/// only address is the pod's.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// The first device's address, or every device's with a port step.
+    pub base: Ipv4Addr,
+    /// The index (identity: serial, state file) of the first device.
+    pub first_index: usize,
+    /// 0, or how far apart the ports of devices sharing `base` are.
+    pub port_step: u16,
 }
 
 /// What every device of a fleet shares: the device flags.
@@ -87,6 +107,8 @@ pub struct Plan {
     pub index: usize,
     /// Its address.
     pub address: Ipv4Addr,
+    /// What is added to each of its ports (0 unless devices share an address).
+    pub port_offset: u16,
     /// Its profile name or path.
     pub profile: String,
     /// Its set-up requests.
@@ -103,9 +125,14 @@ pub fn address_of(base: Ipv4Addr, index: usize) -> Result<Ipv4Addr, FleetError> 
     }
 }
 
-/// The devices to start: `count` devices from index 0 and whatever the file names besides.
-pub fn plan(count: usize, file: &FleetFile, base: Ipv4Addr, default_profile: &str) -> Result<Vec<Plan>, FleetError> {
-    let mut indices: BTreeMap<usize, Option<&file::DeviceEntry>> = (0..count).map(|i| (i, None)).collect();
+/// The devices to start: `count` devices from the layout's first index and whatever the file
+/// names besides.
+pub fn plan(count: usize, file: &FleetFile, layout: Layout, default_profile: &str) -> Result<Vec<Plan>, FleetError> {
+    if layout.port_step == 1 {
+        return Err(FleetError::PortStep);
+    }
+    let first = layout.first_index;
+    let mut indices: BTreeMap<usize, Option<&file::DeviceEntry>> = (first..first + count).map(|i| (i, None)).collect();
     for (i, entry) in &file.devices {
         indices.insert(*i, Some(entry));
     }
@@ -113,18 +140,25 @@ pub fn plan(count: usize, file: &FleetFile, base: Ipv4Addr, default_profile: &st
         return Err(FleetError::Empty);
     }
     let mut plans = Vec::with_capacity(indices.len());
-    let mut taken: HashMap<Ipv4Addr, usize> = HashMap::new();
+    let mut taken: HashMap<(Ipv4Addr, u16), usize> = HashMap::new();
     for (index, entry) in indices {
-        let address = match entry.and_then(|e| e.address) {
-            Some(a) => a,
-            None => address_of(base, index)?,
+        let slot = index.saturating_sub(first);
+        let (address, port_offset) = match (entry.and_then(|e| e.address), layout.port_step) {
+            (Some(a), _) => (a, 0),
+            (None, 0) => (address_of(layout.base, slot)?, 0),
+            (None, step) => {
+                let offset =
+                    u16::try_from(slot).ok().and_then(|s| s.checked_mul(step)).ok_or(FleetError::Ports(index))?;
+                (layout.base, offset)
+            }
         };
-        if let Some(other) = taken.insert(address, index) {
+        if let Some(other) = taken.insert((address, port_offset), index) {
             return Err(FleetError::SameAddress(other, index, address));
         }
         plans.push(Plan {
             index,
             address,
+            port_offset,
             profile: entry.and_then(|e| e.profile.clone()).unwrap_or_else(|| default_profile.to_owned()),
             setup: entry.map(|e| e.setup.clone()).unwrap_or_default(),
         });
@@ -214,16 +248,22 @@ impl Fleet {
             }
         };
         let ip = IpAddr::V4(plan.address);
+        let port = |base: u16| base.checked_add(plan.port_offset).ok_or(FleetError::Ports(plan.index));
+        let shifted = |base: Option<u16>, default: u16| match plan.port_offset {
+            0 => Ok(base),
+            _ => port(base.unwrap_or(default)).map(Some),
+        };
         let config = DeviceConfig {
-            http: SocketAddr::new(ip, common.http_port),
-            rtsp: SocketAddr::new(ip, common.rtsp_port),
+            http: SocketAddr::new(ip, port(common.http_port)?),
+            rtsp: SocketAddr::new(ip, port(common.rtsp_port)?),
             users: common.users.clone(),
             time_scale: common.time_scale,
             button_recipient: common.button_recipient.clone(),
             profile: profile.member(plan.index),
             sip_addr: Some(ip),
-            sip_port: common.sip_port,
-            grpc: common.grpc_port.map(|port| SocketAddr::new(ip, port)),
+            sip_port: shifted(common.sip_port, 5060)?,
+            grpc: shifted(common.grpc_port, crate::facades::suprema::DEFAULT_GRPC_PORT)?
+                .map(|p| SocketAddr::new(ip, p)),
             auto_answer: common.auto_answer,
             tls_cert_and_key: common.tls_cert_and_key.clone(),
             max_calls: common.max_calls,
@@ -252,6 +292,23 @@ impl Fleet {
 mod tests {
     use super::*;
 
+    fn loopback() -> Layout {
+        Layout { base: Ipv4Addr::new(127, 1, 0, 1), first_index: 0, port_step: 0 }
+    }
+
+    #[test]
+    fn a_slice_shares_one_address_with_ports_a_step_apart() {
+        let layout = Layout { base: Ipv4Addr::new(10, 0, 0, 7), first_index: 250, port_step: 10 };
+        let plans = plan(3, &FleetFile::default(), layout, "A8207-VE").expect("plan");
+        let placed: Vec<_> = plans.iter().map(|p| (p.index, p.address, p.port_offset)).collect();
+        let at = Ipv4Addr::new(10, 0, 0, 7);
+        assert_eq!(placed, [(250, at, 0), (251, at, 10), (252, at, 20)]);
+        let one = Layout { port_step: 1, ..layout };
+        assert!(matches!(plan(3, &FleetFile::default(), one, "A8207-VE"), Err(FleetError::PortStep)));
+        let far = Layout { port_step: 40_000, ..layout };
+        assert!(matches!(plan(3, &FleetFile::default(), far, "A8207-VE"), Err(FleetError::Ports(252))));
+    }
+
     #[test]
     fn addresses_count_through_the_octets_and_stay_on_loopback() {
         let base = Ipv4Addr::new(127, 1, 0, 1);
@@ -266,14 +323,14 @@ mod tests {
     async fn the_plan_merges_the_count_and_the_file_and_refuses_shared_addresses() {
         let file = FleetFile::parse(r#"{"devices": [{"index": 1, "profile": "I8116-E"}, {"index": 5}]}"#, false)
             .expect("file");
-        let plans = plan(3, &file, Ipv4Addr::new(127, 1, 0, 1), "A8207-VE").expect("plan");
+        let plans = plan(3, &file, loopback(), "A8207-VE").expect("plan");
         let summary: Vec<(usize, String)> = plans.iter().map(|p| (p.index, p.profile.clone())).collect();
         assert_eq!(
             summary,
             [(0, "A8207-VE".into()), (1, "I8116-E".into()), (2, "A8207-VE".into()), (5, "A8207-VE".into())]
         );
         let clash = FleetFile::parse(r#"{"devices": [{"index": 3, "address": "127.1.0.1"}]}"#, false).expect("file");
-        assert!(matches!(plan(1, &clash, Ipv4Addr::new(127, 1, 0, 1), "A8207-VE"), Err(FleetError::SameAddress(..))));
-        assert!(matches!(plan(0, &FleetFile::default(), Ipv4Addr::new(127, 1, 0, 1), "A"), Err(FleetError::Empty)));
+        assert!(matches!(plan(1, &clash, loopback(), "A8207-VE"), Err(FleetError::SameAddress(..))));
+        assert!(matches!(plan(0, &FleetFile::default(), loopback(), "A"), Err(FleetError::Empty)));
     }
 }

@@ -102,7 +102,7 @@ async fn drive(common: &Common, args: &LoadArgs) -> Result<Summary, LoadError> {
         let entry = fleet::file::DeviceEntry { setup: fleet::file::instantiate(&setup, i), ..Default::default() };
         file.devices.insert(i, entry);
     }
-    let plans = fleet::plan(0, &file, args.placement.base, &common.profile)?;
+    let plans = fleet::plan(0, &file, args.placement.layout(), &common.profile)?;
     let shutdown = CancellationToken::new();
     let fleet = Fleet::start(plans, &common, shutdown.clone()).await?;
     let doors: Vec<Door> = fleet
