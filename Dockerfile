@@ -6,7 +6,7 @@ COPY . .
 RUN cargo build --release --locked --bin doorsim
 
 FROM debian:bookworm-slim
-RUN useradd --system --home-dir /var/lib/doorsim --create-home --shell /usr/sbin/nologin doorsim
+RUN useradd --system --uid 10001 --home-dir /var/lib/doorsim --create-home --shell /usr/sbin/nologin doorsim
 COPY --from=build /src/target/release/doorsim /usr/local/bin/doorsim
 USER doorsim
 WORKDIR /var/lib/doorsim
