@@ -20,6 +20,7 @@ command -v tshark >/dev/null || missing+=(tshark)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
     echo "== installing: ${missing[*]}"
     apt-get update -qq

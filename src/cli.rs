@@ -71,6 +71,11 @@ pub struct Cli {
     #[arg(global = true, long, env = "DOORSIM_MAX_CALLS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_calls: u32,
 
+    /// Also serve everything the HTTP port serves over HTTPS here (e.g. `0.0.0.0:8443`), with
+    /// the certificate SIP over TLS uses (`--tls-cert`/`--tls-key`, else a self-signed one).
+    #[arg(long, env = "DOORSIM_HTTPS", value_name = "ADDR:PORT")]
+    pub https: Option<SocketAddr>,
+
     /// Keep the configuration in this file across restarts (a fleet: in this directory, one
     /// `device-<i>.json` per device). Memory only when absent.
     #[arg(global = true, long, env = "DOORSIM_STATE")]

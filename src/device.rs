@@ -61,6 +61,9 @@ pub struct DeviceConfig {
     pub metrics: crate::metrics::DeviceMetrics,
     /// Where the device's SIP and RTP traffic is written as pcap (`--pcap`), if anywhere.
     pub pcap: Option<std::path::PathBuf>,
+    /// Where HTTPS serves what HTTP does (`--https`), if anywhere; with the certificate SIP
+    /// over TLS uses.
+    pub https: Option<SocketAddr>,
 }
 
 /// Why a device did not start.
@@ -107,6 +110,7 @@ impl DeviceConfig {
             setup: Vec::new(),
             state: None,
             pcap: None,
+            https: None,
             metrics: crate::metrics::DeviceMetrics::default(),
         }
     }
@@ -117,6 +121,8 @@ impl DeviceConfig {
 pub struct Device {
     /// The address the HTTP API listens on.
     pub http_addr: SocketAddr,
+    /// The address HTTPS listens on, if it does.
+    pub https_addr: Option<SocketAddr>,
     /// The address the RTSP event stream listens on.
     pub rtsp_addr: SocketAddr,
     /// The address a Suprema device serves its gRPC API on.
@@ -151,6 +157,10 @@ impl Device {
         };
         let (listener, http_addr) = bind(config.http, "--http").await?;
         let (rtsp_listener, rtsp_addr) = bind(config.rtsp, "--rtsp").await?;
+        let https = match config.https {
+            Some(at) => Some(bind(at, "--https").await?),
+            None => None,
+        };
         let grpc = match config.profile.brand {
             crate::profile::Brand::Suprema => {
                 let port = crate::facades::suprema::DEFAULT_GRPC_PORT;
@@ -218,6 +228,8 @@ impl Device {
             config.tls_cert_and_key.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
             vec![sip_address.to_string(), "doorsim".to_owned()],
         )?;
+        // HTTPS shows the certificate SIP over TLS does.
+        let https_acceptor = tls.acceptor.clone();
         let ua_config = UaConfig {
             bind: sip_bind,
             address: sip_address,
@@ -269,8 +281,13 @@ impl Device {
             tracker.spawn(crate::facades::suprema::serve(listener, service, shutdown.clone()));
             local
         });
-        tracker.spawn(server::run(listener, app, shutdown, tracker.clone()));
-        Ok(Device { http_addr, rtsp_addr, grpc_addr, store, bus, serial, engine, control, tracker })
+        let https_addr = https.map(|(listener, local)| {
+            let (app, shutdown) = (app.clone(), shutdown.clone());
+            tracker.spawn(server::run(listener, app, Some(https_acceptor), shutdown, tracker.clone()));
+            local
+        });
+        tracker.spawn(server::run(listener, app, None, shutdown, tracker.clone()));
+        Ok(Device { http_addr, https_addr, rtsp_addr, grpc_addr, store, bus, serial, engine, control, tracker })
     }
 
     /// The first step of a graceful stop: ends every call on the wire (BYE, CANCEL, 480) and

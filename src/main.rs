@@ -95,7 +95,8 @@ async fn run_fleet(cli: &Cli, args: &FleetArgs) -> ExitCode {
     };
     let manage_addr = manage.local_addr().unwrap_or(args.manage);
     let tracker = tokio_util::task::TaskTracker::new();
-    tracker.spawn(doorsim::http::server::run(manage, Arc::new(Manage::new(&fleet)), shutdown.clone(), tracker.clone()));
+    let manage_app = Arc::new(Manage::new(&fleet));
+    tracker.spawn(doorsim::http::server::run(manage, manage_app, None, shutdown.clone(), tracker.clone()));
     let (first, last) = (&fleet.members[0], &fleet.members[fleet.members.len() - 1]);
     let (user, pass) = &cli.users[0];
     let banner = format!(
@@ -221,6 +222,7 @@ async fn run_device(cli: &Cli) -> ExitCode {
         setup: Vec::new(),
         state: cli.state.clone(),
         pcap: cli.pcap.clone(),
+        https: cli.https,
         metrics: doorsim::metrics::DeviceMetrics::default(),
     };
     let device = match Device::start(config, shutdown.clone()).await {
@@ -289,10 +291,18 @@ fn print_banner(cli: &Cli, device: &Device, profile: &Profile) {
             listen = device.http_addr,
         ),
     };
+    let https = match device.https_addr {
+        Some(at) => format!(
+            "\x20 HTTPS             https://{}   (the same API; curl -k: self-signed unless --tls-cert)\n",
+            reachable(at)
+        ),
+        None => String::new(),
+    };
     let banner = format!(
         "doorsim {version} — an emulated {model}\n\
          {api}{sip}\
          \x20 Event stream      rtsp://{rtsp}/axis-media/media.amp?video=0&audio=0&event=on   (listening on {rtsp_listen})\n\
+         {https}\
          \x20 Control API       {curl} http://{addr}/emulator/v1/state\n\
          \x20 Credentials       {user}:{pass}   (HTTP Digest MD5/SHA-256 or Basic)\n\
          \x20 Stop with Ctrl-C\n",

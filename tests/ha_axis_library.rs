@@ -21,15 +21,32 @@ fn python() -> PathBuf {
 
 #[tokio::test]
 async fn home_assistant_axis_library_sets_up_the_device_and_gets_port_events_over_rtsp() {
+    the_library_sets_up_the_device(false).await;
+}
+
+#[tokio::test]
+async fn home_assistant_axis_library_works_over_https() {
+    the_library_sets_up_the_device(true).await;
+}
+
+/// The library against a device over HTTP, or over its HTTPS port.
+async fn the_library_sets_up_the_device(https: bool) {
     let python = tokio::task::spawn_blocking(python).await.expect("venv");
     // The library's RTSP port is fixed at 554: give this device an address of its own.
-    let host = format!("127.77.{}.{}", std::process::id() % 250 + 1, rand_byte());
-    let d = Doorsim::start_at(&format!("{host}:0"), &format!("{host}:554"), &["--profile", "A8105-E"]);
-    let port = d.base.rsplit(':').next().expect("port").to_owned();
+    let host = format!("127.77.{}.{}", std::process::id() % 250 + 1, rand_byte() / 2 * 2 + u8::from(https));
+    let https_port = common::free_port().to_string();
+    let https_at = format!("--https={host}:{https_port}");
+    let mut args = vec!["--profile", "A8105-E"];
+    if https {
+        args.push(&https_at);
+    }
+    let d = Doorsim::start_at(&format!("{host}:0"), &format!("{host}:554"), &args);
+    let port = if https { https_port } else { d.base.rsplit(':').next().expect("port").to_owned() };
+    let proto = if https { "https" } else { "http" };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/ha_axis.py");
     let (python, host2, base) = (python.clone(), host.clone(), d.base.clone());
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python).args([script, &host2, &port, &base]).output().expect("run the axis library")
+        Command::new(python).args([script, &host2, &port, &base, proto]).output().expect("run the axis library")
     })
     .await
     .expect("script");

@@ -269,6 +269,7 @@ impl Fleet {
             max_calls: common.max_calls,
             setup: plan.setup.clone(),
             state: common.state_dir.as_ref().map(|d| d.join(format!("device-{}.json", plan.index))),
+            https: None,
             pcap: common.pcap_dir.as_ref().map(|d| d.join(format!("device-{}.pcap", plan.index))),
             metrics,
         };

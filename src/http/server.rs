@@ -7,8 +7,10 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -55,39 +57,64 @@ pub const MAX_CONNECTIONS: usize = 4096;
 /// connections cannot hold the connection permits.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client has for its TLS hand-shake on the HTTPS port.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` is cancelled; open connections finish their
-/// current request and close.
-pub async fn run<H: Handler>(listener: TcpListener, app: Arc<H>, shutdown: CancellationToken, tracker: TaskTracker) {
+/// current request and close. With `tls`, every connection is HTTPS.
+pub async fn run<H: Handler>(
+    listener: TcpListener,
+    app: Arc<H>,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Some((stream, peer, permit)) = next_admitted(&listener, &permits, &shutdown, "HTTP").await else {
             return;
         };
         let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let app = app.clone();
-        let shutdown = shutdown.clone();
+        let (app, shutdown, tls) = (app.clone(), shutdown.clone(), tls.clone());
         tracker.spawn(async move {
             let _permit = permit;
-            let service = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, std::convert::Infallible>(app.handle(req, local).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(LenientTarget::new(stream, H::malformed)), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let result = match tls {
+                None => serve(stream, app, local, shutdown).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => serve(tls, app, local, shutdown).await,
+                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS hand-shake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS hand-shake timed out"),
+                },
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Serves one connection (plain or TLS) until it closes, or finishes its request and closes
+/// once `shutdown` is cancelled.
+async fn serve<H, S>(io: S, app: Arc<H>, local: SocketAddr, shutdown: CancellationToken) -> Result<(), hyper::Error>
+where
+    H: Handler,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(app.handle(req, local).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(LenientTarget::new(io, H::malformed)), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
     }
 }

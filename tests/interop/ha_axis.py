@@ -1,6 +1,8 @@
 """Drive a doorsim with the Home Assistant `axis` library (pinned in tests/ha_axis_library.rs).
 
-Usage: ha_axis.py HOST HTTP_PORT CONTROL_BASE_URL
+Usage: ha_axis.py HOST HTTP_PORT CONTROL_BASE_URL [WEB_PROTO]
+WEB_PROTO is http (the default) or https (the device's self-signed certificate is not verified,
+as Home Assistant's verify_ssl=False does).
 Sets the device up the way Home Assistant does, lists its ports, starts the library's own event
 stream (RTSP on port 554 of HOST, metadata over RTP/UDP), presses the call button through the
 control API and waits for the input-port event. Prints one JSON object with what it saw.
@@ -14,9 +16,12 @@ from axis.device import AxisDevice
 from axis.models.configuration import Configuration
 
 
-async def main(host: str, port: int, control: str) -> dict:
-    async with httpx.AsyncClient() as session:
-        device = AxisDevice(Configuration(session, host, port=port, username="root", password="pass"))
+async def main(host: str, port: int, control: str, proto: str) -> dict:
+    async with httpx.AsyncClient(verify=False) as session:
+        configuration = Configuration(
+            session, host, port=port, username="root", password="pass", web_proto=proto, verify_ssl=False
+        )
+        device = AxisDevice(configuration)
         await device.vapix.initialize()
         await device.vapix.initialize_users()
         await device.vapix.load_user_groups()
@@ -64,4 +69,5 @@ async def main(host: str, port: int, control: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))))
+    proto = sys.argv[4] if len(sys.argv) > 4 else "http"
+    print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], proto))))
