@@ -30,7 +30,7 @@ use crate::events::EventBus;
 use crate::store::Store;
 
 /// Methods the device handles.
-pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
 /// Opened paths waiting for the agent.
 const CONNECTED_QUEUE: usize = 256;
 
@@ -69,6 +69,8 @@ pub(super) struct Agent {
     pub(super) rtp_ports: crate::rtp::session::RtpPorts,
     /// Set while the device winds down: told when the last un-registration is answered.
     pub(super) winding_down: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Session timers (RFC 4028) of calls, by Call-ID: at most one entry per dialog.
+    pub(super) session_timers: tokio_util::time::DelayQueue<String>,
 }
 
 impl<W: Wire> Wire for Arc<W> {
@@ -116,10 +118,19 @@ pub fn start(
         pending_calls: HashMap::new(),
         rtp_ports: crate::rtp::session::RtpPorts::default(),
         winding_down: None,
+        session_timers: tokio_util::time::DelayQueue::new(),
     };
     let queues = Queues { inbound: inbound_rx, commands: command_rx, connected: connected_rx, changed: changed_rx };
     tracker.spawn(agent.run(queues, shutdown));
     ua
+}
+
+/// The Call-ID of the next call whose session timer is due; pending while there is none.
+async fn next_session_due(timers: &mut tokio_util::time::DelayQueue<String>) -> String {
+    match std::future::poll_fn(|cx| timers.poll_expired(cx)).await {
+        Some(expired) => expired.into_inner(),
+        None => std::future::pending().await,
+    }
 }
 
 /// Everything the agent task reads from.
@@ -143,6 +154,7 @@ impl Agent {
                 },
                 outcome = self.transactions.next_outcome() => self.on_outcome(outcome),
                 account = self.registrations.next_due() => self.registration(|r, ctx| r.due(&account, ctx)),
+                call_id = next_session_due(&mut self.session_timers) => self.on_session_due(&call_id),
             }
             let load = self.store.sip_load();
             let transactions = self.transactions.server_count() + self.transactions.client_count();

@@ -2,6 +2,9 @@
 //! within it: BYE, INFO, the ACK of a 2xx, CANCEL of our INVITE, an INVITE with credentials.
 //! Every header is built from typed values.
 
+use tokio_util::time::delay_queue;
+
+use super::session_timer::SessionTimer;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +106,8 @@ pub(super) struct Dialog {
     /// The account of an outgoing call (credentials for a challenge).
     pub(super) account: Option<SipAccount>,
     pub(super) auth_tried: bool,
+    /// The session timer (RFC 4028) of the call, and its pending refresh or expiry.
+    pub(super) session: Option<(SessionTimer, Option<delay_queue::Key>)>,
 }
 
 impl Dialog {

@@ -24,6 +24,7 @@ mod listeners;
 pub mod message;
 pub mod registration;
 pub mod sdp;
+pub mod session_timer;
 mod signalling;
 pub mod tls;
 pub mod transaction;

@@ -152,6 +152,7 @@ impl Agent {
             media,
             account: Some(account.clone()),
             auth_tried: false,
+            session: None,
         };
         let mut invite = d.request("INVITE", &local);
         invite.set_header("Contact", local.contact(&account.user_id, path.kind).to_string());

@@ -17,6 +17,7 @@ use super::dialog::{Dialog, Media, Phase, Side};
 use super::headers::{NameAddr, Uri};
 use super::message::SipMessage;
 use super::sdp::{self, Direction};
+use super::session_timer::{self, Asked, Refresher};
 use super::transaction::Key;
 use super::transport::Path;
 use crate::calls::{CallState, Reason};
@@ -71,7 +72,8 @@ impl Agent {
             "BYE" => self.on_bye(&key, &request),
             "CANCEL" => self.on_cancel(&key, &request),
             "INFO" => self.on_info(&key, &request),
-            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "UPDATE" | "PRACK" | "REFER" | "PUBLISH" => {
+            "UPDATE" => self.on_update(key, &request),
+            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "PRACK" | "REFER" | "PUBLISH" => {
                 let mut r = request.response(405, "Method Not Allowed", Some(&random_token()));
                 r.set_header("Allow", ALLOW);
                 self.transactions.respond(&key, r);
@@ -113,6 +115,11 @@ impl Agent {
             }
             return;
         }
+        let session_timer = match session_timer::asked(&invite) {
+            Asked::TooSmall => return self.too_small(&key, &invite),
+            Asked::Timer(t) => Some((t, None)),
+            Asked::None => None,
+        };
         let (config, codecs) = self
             .store
             .read(|s| (s.sip_configuration.clone(), s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>()));
@@ -179,6 +186,7 @@ impl Agent {
             media,
             account: None,
             auth_tried: false,
+            session: session_timer,
         };
         self.dialogs.insert(call_id, dialog);
     }
@@ -194,6 +202,10 @@ impl Agent {
         ok.set_header("Allow", ALLOW);
         ok.set_header("Content-Type", "application/sdp");
         ok.body = Bytes::from(d.media.sdp(&local));
+        ok.set_header("Supported", "timer");
+        if let Some((timer, _)) = d.session {
+            timer.answer(&mut ok);
+        }
         d.phase = Phase::Answered;
         d.pending_ack = d.invite.cseq().map(|(n, _)| (n, key.clone()));
         d.start_media(&self.engine);
@@ -201,6 +213,7 @@ impl Agent {
             rtp.set_sending(d.media.direction != Direction::Inactive && d.media.direction != Direction::RecvOnly);
         }
         self.transactions.respond(&key, ok);
+        self.schedule_session(&call_id);
     }
 
     /// The engine declined ringing call `call_id`: 603 for a manual reject, else 486.
@@ -218,13 +231,31 @@ impl Agent {
     }
 
     fn on_reinvite(&mut self, key: Key, invite: SipMessage, call_id: &str) {
+        self.in_dialog_offer(key, &invite, call_id);
+    }
+
+    /// UPDATE (RFC 3311): a session refresh, with or without an offer.
+    fn on_update(&mut self, key: Key, update: &SipMessage) {
+        let call_id = update.header("Call-ID").unwrap_or_default().to_owned();
+        self.in_dialog_offer(key, update, &call_id);
+    }
+
+    /// A re-INVITE or UPDATE in dialog `call_id`: a new offer (hold and resume) and a session
+    /// refresh, both optional; answered 200 with our description and the session timer.
+    fn in_dialog_offer(&mut self, key: Key, request: &SipMessage, call_id: &str) {
         let local = self.local();
         let Some(d) = self.dialogs.get_mut(call_id) else {
-            return self.refuse(&key, &invite, 481, "Call/Transaction Does Not Exist");
+            return self.refuse(&key, request, 481, "Call/Transaction Does Not Exist");
         };
-        if !invite.body.is_empty() {
-            let Some(offer) = std::str::from_utf8(&invite.body).ok().and_then(|b| sdp::parse(b).ok()) else {
-                return self.refuse(&key, &invite, 488, "Not Acceptable Here");
+        let session = match session_timer::asked(request) {
+            Asked::TooSmall => return self.too_small(&key, request),
+            Asked::Timer(t) => Some(t),
+            Asked::None => d.session.map(|(t, _)| t),
+        };
+        let invite = request.method() == "INVITE";
+        if !request.body.is_empty() {
+            let Some(offer) = std::str::from_utf8(&request.body).ok().and_then(|b| sdp::parse(b).ok()) else {
+                return self.refuse(&key, request, 488, "Not Acceptable Here");
             };
             // Hold and resume (RFC 3264 section 8.4): answer the offered direction, and send
             // only while the peer wants to receive.
@@ -237,15 +268,69 @@ impl Agent {
             if let Some(rtp) = &d.media.rtp {
                 rtp.set_sending(direction.peer_receives());
             }
-            tracing::info!(call = %d.engine_id, direction = direction.as_str(), "re-INVITE");
+            tracing::info!(call = %d.engine_id, direction = direction.as_str(), "new offer in the dialog");
         }
-        let mut ok = invite.response(200, "OK", d.local.tag());
+        let mut ok = request.response(200, "OK", d.local.tag());
         ok.set_header("Contact", local.contact("door", d.path.kind).to_string());
         ok.set_header("Allow", ALLOW);
-        ok.set_header("Content-Type", "application/sdp");
-        ok.body = Bytes::from(d.media.sdp(&local));
-        d.pending_ack = invite.cseq().map(|(n, _)| (n, key.clone()));
+        ok.set_header("Supported", "timer");
+        // A re-INVITE always gets our description; an UPDATE only when it made an offer.
+        if invite || !request.body.is_empty() {
+            ok.set_header("Content-Type", "application/sdp");
+            ok.body = Bytes::from(d.media.sdp(&local));
+        }
+        if let Some(timer) = session {
+            timer.answer(&mut ok);
+            d.session = Some((timer, d.session.and_then(|(_, k)| k)));
+        }
+        if invite {
+            d.pending_ack = request.cseq().map(|(n, _)| (n, key.clone()));
+        }
         self.transactions.respond(&key, ok);
+        if session.is_some() {
+            self.schedule_session(call_id); // the session was refreshed
+        }
+    }
+
+    /// 422 for a session interval below the device's `Min-SE`.
+    fn too_small(&mut self, key: &Key, request: &SipMessage) {
+        let mut r = request.response(422, "Session Interval Too Small", Some(&random_token()));
+        r.set_header("Min-SE", session_timer::MIN_SE.to_string());
+        self.transactions.respond(key, r);
+    }
+
+    /// (Re)starts the session timer of dialog `call_id`: its refresh (the device refreshes) or
+    /// its expiry (the caller refreshes), a scaled interval from now.
+    pub(super) fn schedule_session(&mut self, call_id: &str) {
+        let Some(d) = self.dialogs.get_mut(call_id) else { return };
+        let Some((timer, pending)) = d.session.as_mut() else { return };
+        if let Some(old) = pending.take() {
+            self.session_timers.try_remove(&old);
+        }
+        let after = self.engine.scaled(timer.due_after());
+        *pending = Some(self.session_timers.insert(call_id.to_owned(), after));
+    }
+
+    /// The session timer of `call_id` is due: the device refreshes with an UPDATE, or ends a
+    /// session the caller stopped refreshing (BYE).
+    pub(super) fn on_session_due(&mut self, call_id: &str) {
+        let local = self.local();
+        let Some(d) = self.dialogs.get_mut(call_id) else { return };
+        let Some((timer, pending)) = d.session.as_mut() else { return };
+        *pending = None;
+        if timer.refresher == Refresher::Uac {
+            tracing::info!(call = %d.engine_id, "session expired: the caller stopped refreshing it");
+            return self.hang_up(call_id, Reason::Failed);
+        }
+        let header = timer.header();
+        let mut update = d.request("UPDATE", &local);
+        update.set_header("Session-Expires", header);
+        update.set_header("Supported", "timer");
+        update.set_header("Contact", local.contact("door", d.path.kind).to_string());
+        if let Err(e) = self.transactions.request(d.path, update) {
+            tracing::debug!(error = %e, "session refresh not sent");
+        }
+        self.schedule_session(call_id);
     }
 
     /// An ACK outside any transaction: the ACK of our 2xx.

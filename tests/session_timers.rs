@@ -1,0 +1,64 @@
+//! Session timers (RFC 4028) against sipp (Debian `sip-tester`) callers, on a device whose
+//! timers run 30 times faster (`--time-scale 30`: the 90 s minimum interval lasts 3 s; the
+//! scenarios' pauses leave a second of margin either side): the caller refreshes with UPDATE
+//! and the call lasts; a caller that stops refreshing is hung up on (BYE); the device refreshes
+//! when it is the refresher; an interval below 90 s gets 422 with `Min-SE: 90`.
+
+mod common;
+
+use common::{scenario, sipp, wait_for, Doorsim};
+use serde_json::json;
+
+async fn device() -> (Doorsim, u16) {
+    let d = Doorsim::start(&["--auto-answer", "0", "--time-scale", "30"]);
+    let (port, _) = d.enable_sip(json!({})).await;
+    (d, port)
+}
+
+/// The reasons of the StateChange events so far.
+async fn reasons(d: &Doorsim) -> Vec<String> {
+    let log = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+    log["Events"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter_map(|e| e["data"]["Reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_caller_that_refreshes_keeps_its_call() {
+    let (d, port) = device().await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_refresh.xml")]).await;
+    assert!(ok, "{out}");
+    wait_for("the call's end", async || reasons(&d).await.len() == 3).await;
+    assert_eq!(
+        reasons(&d).await,
+        ["Initiated", "AcceptedByDevice", "Terminated"],
+        "the caller hung up, not the device"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_refreshing_is_hung_up_on() {
+    let (d, port) = device().await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_expiry.xml")]).await;
+    assert!(ok, "{out}");
+    wait_for("the call's end", async || reasons(&d).await.len() == 3).await;
+    assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByDevice", "Failed"]);
+}
+
+#[tokio::test]
+async fn the_device_refreshes_when_it_is_the_refresher() {
+    let (_d, port) = device().await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_uas_refresh.xml")]).await;
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn an_interval_below_90_s_is_refused_with_422() {
+    let (d, port) = device().await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_too_small.xml")]).await;
+    assert!(ok, "{out}");
+    assert!(reasons(&d).await.is_empty(), "no call was made");
+}
