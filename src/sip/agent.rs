@@ -30,7 +30,7 @@ use crate::events::EventBus;
 use crate::store::Store;
 
 /// Methods the device handles.
-pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK";
 /// Opened paths waiting for the agent.
 const CONNECTED_QUEUE: usize = 256;
 
@@ -69,8 +69,8 @@ pub(super) struct Agent {
     pub(super) rtp_ports: crate::rtp::session::RtpPorts,
     /// Set while the device winds down: told when the last un-registration is answered.
     pub(super) winding_down: Option<tokio::sync::oneshot::Sender<()>>,
-    /// Session timers (RFC 4028) of calls, by Call-ID: at most one entry per dialog.
-    pub(super) session_timers: tokio_util::time::DelayQueue<String>,
+    /// Timers of calls, by Call-ID: at most one of each kind per dialog.
+    pub(super) dialog_timers: tokio_util::time::DelayQueue<(String, DialogTimer)>,
 }
 
 impl<W: Wire> Wire for Arc<W> {
@@ -118,15 +118,24 @@ pub fn start(
         pending_calls: HashMap::new(),
         rtp_ports: crate::rtp::session::RtpPorts::default(),
         winding_down: None,
-        session_timers: tokio_util::time::DelayQueue::new(),
+        dialog_timers: tokio_util::time::DelayQueue::new(),
     };
     let queues = Queues { inbound: inbound_rx, commands: command_rx, connected: connected_rx, changed: changed_rx };
     tracker.spawn(agent.run(queues, shutdown));
     ua
 }
 
-/// The Call-ID of the next call whose session timer is due; pending while there is none.
-async fn next_session_due(timers: &mut tokio_util::time::DelayQueue<String>) -> String {
+/// What a dialog's timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DialogTimer {
+    /// Its session timer (RFC 4028): a refresh or the session's end.
+    Session,
+    /// Retransmitting its reliable provisional response (RFC 3262).
+    Reliable,
+}
+
+/// The next dialog timer that is due; pending while there is none.
+async fn next_dialog_timer(timers: &mut tokio_util::time::DelayQueue<(String, DialogTimer)>) -> (String, DialogTimer) {
     match std::future::poll_fn(|cx| timers.poll_expired(cx)).await {
         Some(expired) => expired.into_inner(),
         None => std::future::pending().await,
@@ -154,7 +163,10 @@ impl Agent {
                 },
                 outcome = self.transactions.next_outcome() => self.on_outcome(outcome),
                 account = self.registrations.next_due() => self.registration(|r, ctx| r.due(&account, ctx)),
-                call_id = next_session_due(&mut self.session_timers) => self.on_session_due(&call_id),
+                (call_id, timer) = next_dialog_timer(&mut self.dialog_timers) => match timer {
+                    DialogTimer::Session => self.on_session_due(&call_id),
+                    DialogTimer::Reliable => self.on_reliable_due(&call_id),
+                },
             }
             let load = self.store.sip_load();
             let transactions = self.transactions.server_count() + self.transactions.client_count();

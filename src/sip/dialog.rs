@@ -106,6 +106,8 @@ pub(super) struct Dialog {
     /// The account of an outgoing call (credentials for a challenge).
     pub(super) account: Option<SipAccount>,
     pub(super) auth_tried: bool,
+    /// The reliable provisional response (RFC 3262) waiting for its PRACK.
+    pub(super) reliable: Option<super::reliable::Reliable>,
     /// The session timer (RFC 4028) of the call, and its pending refresh or expiry.
     pub(super) session: Option<(SessionTimer, Option<delay_queue::Key>)>,
 }

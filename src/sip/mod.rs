@@ -23,6 +23,7 @@ pub mod headers;
 mod listeners;
 pub mod message;
 pub mod registration;
+mod reliable;
 pub mod sdp;
 pub mod session_timer;
 mod signalling;

@@ -152,6 +152,7 @@ impl Agent {
             media,
             account: Some(account.clone()),
             auth_tried: false,
+            reliable: None,
             session: None,
         };
         let mut invite = d.request("INVITE", &local);

@@ -12,10 +12,11 @@ use bytes::Bytes;
 use rand::Rng;
 
 use super::address::random_token;
-use super::agent::{Agent, ALLOW};
+use super::agent::{Agent, DialogTimer, ALLOW};
 use super::dialog::{Dialog, Media, Phase, Side};
 use super::headers::{NameAddr, Uri};
 use super::message::SipMessage;
+use super::reliable;
 use super::sdp::{self, Direction};
 use super::session_timer::{self, Asked, Refresher};
 use super::transaction::Key;
@@ -73,7 +74,8 @@ impl Agent {
             "CANCEL" => self.on_cancel(&key, &request),
             "INFO" => self.on_info(&key, &request),
             "UPDATE" => self.on_update(key, &request),
-            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "PRACK" | "REFER" | "PUBLISH" => {
+            "PRACK" => self.on_prack(&key, &request),
+            "REGISTER" | "SUBSCRIBE" | "NOTIFY" | "MESSAGE" | "REFER" | "PUBLISH" => {
                 let mut r = request.response(405, "Method Not Allowed", Some(&random_token()));
                 r.set_header("Allow", ALLOW);
                 self.transactions.respond(&key, r);
@@ -168,6 +170,7 @@ impl Agent {
         let local = self.local();
         let mut ringing = invite.response(180, "Ringing", Some(&local_tag));
         ringing.set_header("Contact", local.contact("door", path.kind).to_string());
+        let reliable = reliable::required(&invite).then(|| reliable::make_reliable(&mut ringing));
         self.transactions.respond(&key, ringing);
         let dialog = Dialog {
             engine_id,
@@ -186,14 +189,17 @@ impl Agent {
             media,
             account: None,
             auth_tried: false,
+            reliable,
             session: session_timer,
         };
-        self.dialogs.insert(call_id, dialog);
+        self.dialogs.insert(call_id.clone(), dialog);
+        self.schedule_reliable(&call_id);
     }
 
     /// The engine answered ringing call `id`: 200 with our answer, retransmitted until the ACK.
     pub(super) fn answer(&mut self, id: &str) {
         let Some(call_id) = self.dialog_of(id) else { return };
+        self.stop_reliable(&call_id); // the 2xx ends the 180's retransmissions
         let local = self.local();
         let Some(d) = self.dialogs.get_mut(&call_id) else { return };
         let Some(key) = d.invite_key.clone().filter(|_| d.phase == Phase::Ringing) else { return };
@@ -202,7 +208,7 @@ impl Agent {
         ok.set_header("Allow", ALLOW);
         ok.set_header("Content-Type", "application/sdp");
         ok.body = Bytes::from(d.media.sdp(&local));
-        ok.set_header("Supported", "timer");
+        ok.set_header("Supported", "100rel, timer");
         if let Some((timer, _)) = d.session {
             timer.answer(&mut ok);
         }
@@ -273,7 +279,7 @@ impl Agent {
         let mut ok = request.response(200, "OK", d.local.tag());
         ok.set_header("Contact", local.contact("door", d.path.kind).to_string());
         ok.set_header("Allow", ALLOW);
-        ok.set_header("Supported", "timer");
+        ok.set_header("Supported", "100rel, timer");
         // A re-INVITE always gets our description; an UPDATE only when it made an offer.
         if invite || !request.body.is_empty() {
             ok.set_header("Content-Type", "application/sdp");
@@ -305,10 +311,10 @@ impl Agent {
         let Some(d) = self.dialogs.get_mut(call_id) else { return };
         let Some((timer, pending)) = d.session.as_mut() else { return };
         if let Some(old) = pending.take() {
-            self.session_timers.try_remove(&old);
+            self.dialog_timers.try_remove(&old);
         }
         let after = self.engine.scaled(timer.due_after());
-        *pending = Some(self.session_timers.insert(call_id.to_owned(), after));
+        *pending = Some(self.dialog_timers.insert((call_id.to_owned(), DialogTimer::Session), after));
     }
 
     /// The session timer of `call_id` is due: the device refreshes with an UPDATE, or ends a

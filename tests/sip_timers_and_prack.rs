@@ -1,8 +1,9 @@
-//! Session timers (RFC 4028) against sipp (Debian `sip-tester`) callers, on a device whose
+//! Session timers (RFC 4028) and reliable provisional responses (RFC 3262) against sipp (Debian `sip-tester`) callers, on a device whose
 //! timers run 30 times faster (`--time-scale 30`: the 90 s minimum interval lasts 3 s; the
 //! scenarios' pauses leave a second of margin either side): the caller refreshes with UPDATE
 //! and the call lasts; a caller that stops refreshing is hung up on (BYE); the device refreshes
-//! when it is the refresher; an interval below 90 s gets 422 with `Min-SE: 90`.
+//! when it is the refresher; an interval below 90 s gets 422 with `Min-SE: 90`. A caller that
+//! requires 100rel gets a reliable 180, again until its PRACK, and the PRACK is answered.
 
 mod common;
 
@@ -61,4 +62,18 @@ async fn an_interval_below_90_s_is_refused_with_422() {
     let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_too_small.xml")]).await;
     assert!(ok, "{out}");
     assert!(reasons(&d).await.is_empty(), "no call was made");
+}
+
+#[tokio::test]
+async fn a_caller_that_requires_100rel_gets_a_reliable_180_until_its_prack() {
+    let d = Doorsim::start(&["--auto-answer", "2"]);
+    let (port, _) = d.enable_sip(json!({})).await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_prack.xml")]).await;
+    assert!(ok, "{out}");
+    // sipp's table: the 180 line's columns are messages, retransmissions, timeouts, unexpected.
+    let line = out.lines().rfind(|l| l.contains("180 <----------")).expect("the 180 line");
+    let retransmitted: u32 = line.split_whitespace().nth(3).and_then(|n| n.parse().ok()).expect("a count");
+    assert!(retransmitted >= 1, "the 180 came again before the PRACK: {line}");
+    wait_for("the call's end", async || reasons(&d).await.len() == 3).await;
+    assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByDevice", "Terminated"]);
 }
