@@ -19,23 +19,12 @@ async fn sip_device(args: &[&str], config: Value) -> (Doorsim, u16) {
     (d, port)
 }
 
-/// The StateChange reasons logged so far.
-async fn reasons(d: &Doorsim) -> Vec<String> {
-    let log = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
-    log["Events"]
-        .as_array()
-        .expect("log")
-        .iter()
-        .filter_map(|e| e["data"]["Reason"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// The call state change reasons once there are `n` of them (up to 20 s): a peer may finish
 /// its scenario a moment before the device has published the last change.
 async fn reasons_when(d: &Doorsim, n: usize) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let r = reasons(d).await;
+        let r = d.reasons().await;
         if r.len() >= n || std::time::Instant::now() >= deadline {
             return r;
         }

@@ -16,25 +16,14 @@ async fn device() -> (Doorsim, u16) {
     (d, port)
 }
 
-/// The reasons of the StateChange events so far.
-async fn reasons(d: &Doorsim) -> Vec<String> {
-    let log = d.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
-    log["Events"]
-        .as_array()
-        .expect("log")
-        .iter()
-        .filter_map(|e| e["data"]["Reason"].as_str().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_caller_that_refreshes_keeps_its_call() {
     let (d, port) = device().await;
     let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_refresh.xml")]).await;
     assert!(ok, "{out}");
-    wait_for("the call's end", async || reasons(&d).await.len() == 3).await;
+    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
     assert_eq!(
-        reasons(&d).await,
+        d.reasons().await,
         ["Initiated", "AcceptedByDevice", "Terminated"],
         "the caller hung up, not the device"
     );
@@ -45,8 +34,8 @@ async fn a_caller_that_stops_refreshing_is_hung_up_on() {
     let (d, port) = device().await;
     let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_expiry.xml")]).await;
     assert!(ok, "{out}");
-    wait_for("the call's end", async || reasons(&d).await.len() == 3).await;
-    assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByDevice", "Failed"]);
+    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
+    assert_eq!(d.reasons().await, ["Initiated", "AcceptedByDevice", "Failed"]);
 }
 
 #[tokio::test]
@@ -61,7 +50,7 @@ async fn an_interval_below_90_s_is_refused_with_422() {
     let (d, port) = device().await;
     let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_too_small.xml")]).await;
     assert!(ok, "{out}");
-    assert!(reasons(&d).await.is_empty(), "no call was made");
+    assert!(d.reasons().await.is_empty(), "no call was made");
 }
 
 #[tokio::test]
@@ -74,6 +63,6 @@ async fn a_caller_that_requires_100rel_gets_a_reliable_180_until_its_prack() {
     let line = out.lines().rfind(|l| l.contains("180 <----------")).expect("the 180 line");
     let retransmitted: u32 = line.split_whitespace().nth(3).and_then(|n| n.parse().ok()).expect("a count");
     assert!(retransmitted >= 1, "the 180 came again before the PRACK: {line}");
-    wait_for("the call's end", async || reasons(&d).await.len() == 3).await;
-    assert_eq!(reasons(&d).await, ["Initiated", "AcceptedByDevice", "Terminated"]);
+    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
+    assert_eq!(d.reasons().await, ["Initiated", "AcceptedByDevice", "Terminated"]);
 }

@@ -127,6 +127,17 @@ impl Doorsim {
         host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned()
     }
 
+    /// The reasons of the call StateChange events logged so far, oldest first.
+    pub(crate) async fn reasons(&self) -> Vec<String> {
+        let log = self.request("GET", "/emulator/v1/events?topic=tnsaxis:Call/StateChange", None).await.json();
+        log["Events"]
+            .as_array()
+            .expect("log")
+            .iter()
+            .filter_map(|e| e["data"]["Reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The device's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
