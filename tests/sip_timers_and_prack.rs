@@ -2,7 +2,8 @@
 //! timers run 30 times faster (`--time-scale 30`: the 90 s minimum interval lasts 3 s; the
 //! scenarios' pauses leave a second of margin either side): the caller refreshes with UPDATE
 //! and the call lasts; a caller that stops refreshing is hung up on (BYE); the device refreshes
-//! when it is the refresher; an interval below 90 s gets 422 with `Min-SE: 90`. A caller that
+//! when it is the refresher, and hangs up when its refresh is answered 481; an interval below
+//! 90 s gets 422 with `Min-SE: 90`. A caller that
 //! requires 100rel gets a reliable 180, again until its PRACK, and the PRACK is answered.
 
 mod common;
@@ -43,6 +44,15 @@ async fn the_device_refreshes_when_it_is_the_refresher() {
     let (_d, port) = device().await;
     let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_uas_refresh.xml")]).await;
     assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn a_refused_refresh_ends_the_call() {
+    let (d, port) = device().await;
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_refresh_refused.xml")]).await;
+    assert!(ok, "{out}");
+    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
+    assert_eq!(d.reasons().await, ["Initiated", "AcceptedByDevice", "Failed"]);
 }
 
 #[tokio::test]

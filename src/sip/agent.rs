@@ -241,7 +241,14 @@ impl Agent {
         match response.method().as_str() {
             "REGISTER" => self.registration(|r, ctx| r.on_response(&response, ctx)),
             "INVITE" => self.on_invite_response(&response),
-            _ => {} // answers to our BYE, CANCEL and INFO end their transactions; nothing else
+            // A session refresh that found no dialog or no peer ends the call (RFC 4028 10).
+            "UPDATE" if matches!(response.code(), Some(408 | 481)) => {
+                if let Some(call_id) = response.header("Call-ID").map(str::to_owned) {
+                    tracing::info!(call_id, "session refresh refused: ending the call");
+                    self.hang_up(&call_id, Reason::Failed);
+                }
+            }
+            _ => {} // answers to our BYE, CANCEL, INFO and UPDATE end their transactions
         }
     }
 
