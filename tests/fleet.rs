@@ -252,21 +252,10 @@ async fn the_fleet_page_links_every_device_page() {
     }
 }
 
-/// A port P with P + 10 and P + 20 free as well, for a slice of three devices 10 apart.
-fn three_ports_ten_apart() -> u16 {
-    loop {
-        let p = free_port();
-        let free = |q: u16| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok();
-        if p < 60_000 && free(p + 10) && free(p + 20) {
-            return p;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_slice_on_one_address_keeps_its_identities_with_ports_a_step_apart() {
     let state = std::env::temp_dir().join(format!("doorsim-slice-{}", std::process::id()));
-    let (http, rtsp) = (three_ports_ten_apart(), three_ports_ten_apart());
+    let (http, rtsp) = (common::free_ports_apart(3, 10), common::free_ports_apart(3, 10));
     let args = ["3", "--first-index", "20", "--port-step", "10", "--state", state.to_str().expect("path")];
     let slice = fleet_at("127.0.0.1", (http, rtsp, free_port()), &args);
     let devices = slice.devices().await;

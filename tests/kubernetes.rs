@@ -33,6 +33,12 @@ async fn kubernetes_validate_accepts_the_manifests() {
     }
 }
 
+/// The literal value of variable `name` in the container's environment.
+fn env_value(spec: &Value, name: &str) -> String {
+    let env = spec["env"].as_array().expect("env");
+    env.iter().find(|e| e["name"] == name).and_then(|e| e["value"].as_str()).expect(name).to_owned()
+}
+
 /// The StatefulSet's container: command and args, and its environment (literal values).
 fn container(python: &std::path::Path) -> Value {
     let script = "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))['spec']['template']['spec']['containers'][0]))";
@@ -46,14 +52,15 @@ async fn the_pod_command_runs_the_slice_its_ordinal_owns() {
     let spec = container(&python);
     let state = std::env::temp_dir().join(format!("doorsim-k8s-{}", std::process::id()));
     let manage = free_port();
+    let step: u16 = env_value(&spec, "DOORSIM_PORT_STEP").parse().expect("the manifest's port step");
     // The pod's environment, with what only a cluster gives replaced: the pod's address, and
     // ports and a directory free on this machine; three doors a pod to keep it small.
     let replaced = [
         ("DOORS_PER_POD", "3".to_owned()),
         ("DOORSIM_BASE", "127.0.0.1".to_owned()),
-        ("DOORSIM_HTTP_PORT", free_port().to_string()),
-        ("DOORSIM_RTSP_PORT", free_port().to_string()),
-        ("DOORSIM_SIP_PORT", free_port().to_string()),
+        ("DOORSIM_HTTP_PORT", common::free_ports_apart(3, step).to_string()),
+        ("DOORSIM_RTSP_PORT", common::free_ports_apart(3, step).to_string()),
+        ("DOORSIM_SIP_PORT", common::free_ports_apart(3, step).to_string()),
         ("DOORSIM_MANAGE", format!("127.0.0.1:{manage}")),
         ("DOORSIM_STATE", state.display().to_string()),
     ];

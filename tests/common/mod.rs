@@ -382,6 +382,26 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
+/// A first port P for `count` devices whose ports are `step` apart (P, P + step, …, and each
+/// one's next port, where SIP puts TLS), all free for TCP and UDP. Taken from 20000–29999,
+/// below the kernel's ephemeral range, so the ports other tests' sockets get cannot land there.
+pub(crate) fn free_ports_apart(count: u16, step: u16) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Each call of a test binary starts from its own place; processes differ by their pid.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let free = |q: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", q)).is_ok() && std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()
+    };
+    loop {
+        let span = count * step + 2;
+        let slot = (std::process::id() as u16).wrapping_mul(7).wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed));
+        let base = 20_000 + (slot % (10_000 / span)) * span;
+        if (0..count).all(|k| free(base + k * step) && free(base + k * step + 1)) {
+            return base;
+        }
+    }
+}
+
 impl Doorsim {
     /// Enables SIP on free ports with incoming calls allowed, `extra` merged into the
     /// SIPConfiguration, and waits for the listeners; returns (SIPPort, SIPTLSPort).
