@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod model;
 pub mod persist;
 pub mod profile;
+pub mod quoted;
 pub mod reply;
 pub mod request_target;
 pub mod rtp;

@@ -17,14 +17,20 @@ async fn device() -> (Doorsim, u16) {
     (d, port)
 }
 
+/// Runs sipp scenario `file` against `port` (it must pass); the call's StateChange reasons
+/// once it has ended.
+async fn reasons_after(d: &Doorsim, port: u16, file: &str) -> Vec<String> {
+    let (ok, out) = sipp(port, "u1", &["-sf", &scenario(file)]).await;
+    assert!(ok, "{out}");
+    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
+    d.reasons().await
+}
+
 #[tokio::test]
 async fn a_caller_that_refreshes_keeps_its_call() {
     let (d, port) = device().await;
-    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_refresh.xml")]).await;
-    assert!(ok, "{out}");
-    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
     assert_eq!(
-        d.reasons().await,
+        reasons_after(&d, port, "uac_session_refresh.xml").await,
         ["Initiated", "AcceptedByDevice", "Terminated"],
         "the caller hung up, not the device"
     );
@@ -33,10 +39,7 @@ async fn a_caller_that_refreshes_keeps_its_call() {
 #[tokio::test]
 async fn a_caller_that_stops_refreshing_is_hung_up_on() {
     let (d, port) = device().await;
-    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_expiry.xml")]).await;
-    assert!(ok, "{out}");
-    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
-    assert_eq!(d.reasons().await, ["Initiated", "AcceptedByDevice", "Failed"]);
+    assert_eq!(reasons_after(&d, port, "uac_session_expiry.xml").await, ["Initiated", "AcceptedByDevice", "Failed"]);
 }
 
 #[tokio::test]
@@ -49,10 +52,10 @@ async fn the_device_refreshes_when_it_is_the_refresher() {
 #[tokio::test]
 async fn a_refused_refresh_ends_the_call() {
     let (d, port) = device().await;
-    let (ok, out) = sipp(port, "u1", &["-sf", &scenario("uac_session_refresh_refused.xml")]).await;
-    assert!(ok, "{out}");
-    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
-    assert_eq!(d.reasons().await, ["Initiated", "AcceptedByDevice", "Failed"]);
+    assert_eq!(
+        reasons_after(&d, port, "uac_session_refresh_refused.xml").await,
+        ["Initiated", "AcceptedByDevice", "Failed"]
+    );
 }
 
 #[tokio::test]

@@ -84,23 +84,13 @@ fn value(text: &str) -> Option<(Cow<'_, str>, &str)> {
                 if !after.is_empty() && !after.starts_with(',') {
                     return None;
                 }
-                let value = if escaped { Cow::Owned(unescape(raw)) } else { Cow::Borrowed(raw) };
+                let value = if escaped { Cow::Owned(crate::quoted::unescape(raw)) } else { Cow::Borrowed(raw) };
                 return Some((value, after));
             }
             _ => i += 1,
         }
     }
     None // no closing quote
-}
-
-/// A quoted string's content with its `\x` escapes resolved.
-fn unescape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        out.push(if c == '\\' { chars.next().unwrap_or('\\') } else { c });
-    }
-    out
 }
 
 #[cfg(test)]

@@ -179,9 +179,12 @@ impl Route {
 
 impl server::Handler for App {
     async fn handle(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
-        let class = Route::of(req.uri().path(), self.profile.brand).map_or("other", Route::class);
-        let response = self.answer(req, local).await;
-        self.metrics.http_request(class, response.status().as_u16());
+        let route = Route::of(req.uri().path(), self.profile.brand);
+        let response = match route {
+            Some(route) => self.answer(route, req, local).await,
+            None => plain(StatusCode::NOT_FOUND, "404 Not Found"),
+        };
+        self.metrics.http_request(route.map_or("other", Route::class), response.status().as_u16());
         response
     }
 
@@ -196,10 +199,7 @@ impl server::Handler for App {
 
 impl App {
     /// Answers one request. `local` is the address the connection arrived on.
-    pub async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
-        let Some(route) = Route::of(req.uri().path(), self.profile.brand) else {
-            return plain(StatusCode::NOT_FOUND, "404 Not Found");
-        };
+    async fn answer(&self, route: Route, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
         // BAS-IP's API has its own login and bearer tokens instead of HTTP authentication.
         if route == Route::BasIpLogin {
             return self.bas_ip.login(req.uri().query());

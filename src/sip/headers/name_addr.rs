@@ -35,7 +35,7 @@ impl NameAddr {
                 None
             } else if let Some(inner) = display.strip_prefix('"') {
                 let inner = inner.strip_suffix('"').ok_or(malformed("name-addr", "unclosed quote"))?;
-                Some(unescape(inner))
+                Some(crate::quoted::unescape(inner))
             } else if token(display) {
                 Some(display.to_owned())
             } else {
@@ -95,15 +95,6 @@ fn find_unquoted(text: &str, wanted: char) -> Option<usize> {
         }
     }
     None
-}
-
-fn unescape(quoted: &str) -> String {
-    let mut out = String::with_capacity(quoted.len());
-    let mut chars = quoted.chars();
-    while let Some(c) = chars.next() {
-        out.push(if c == '\\' { chars.next().unwrap_or('\\') } else { c });
-    }
-    out
 }
 
 impl fmt::Display for NameAddr {
