@@ -36,5 +36,6 @@ pub mod rtsp;
 pub mod sip;
 pub mod store;
 pub mod vapix;
+pub mod video;
 pub mod web;
 pub mod xml;

@@ -1,0 +1,69 @@
+//! Video from the door: a generated test pattern (device name, time and call state drawn in),
+//! encoded to H.264 and cut into RTP payloads, one thread per stream so encoding never holds
+//! up the runtime that serves SIP, HTTP and RTSP.
+
+pub mod h264;
+pub mod packetize;
+pub mod pattern;
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use h264::{H264Encoder, VideoFormat};
+use pattern::Picture;
+
+/// Largest RTP payload sent: a packet with its headers stays inside a 1500-byte MTU.
+pub const MAX_PAYLOAD: usize = 1400;
+
+/// RTP clock rate of video.
+pub const CLOCK_RATE: u32 = 90_000;
+
+/// One encoded picture, cut into RTP payloads.
+#[derive(Debug, Clone)]
+pub struct EncodedPicture {
+    /// Its presentation time on the 90 kHz clock, counted from the stream's start.
+    pub rtp_timestamp: u32,
+    /// The payloads in order; the last one ends the picture (RTP marker).
+    pub payloads: Vec<Vec<u8>>,
+    /// Whether a decoder can start here.
+    pub keyframe: bool,
+}
+
+/// The lines drawn into every picture, asked for again for each one.
+pub type Overlay = Box<dyn Fn() -> Vec<String> + Send>;
+
+/// Starts a thread that draws, encodes and packetizes pictures of `format` at its rate into
+/// `to`, until the receiver is dropped. A receiver that falls behind makes the thread wait, and
+/// then skip the pictures whose time has passed (timestamps stay on the wall clock).
+pub fn spawn_stream(format: VideoFormat, overlay: Overlay, to: mpsc::Sender<EncodedPicture>) -> std::io::Result<()> {
+    let mut encoder = H264Encoder::new(format).map_err(std::io::Error::other)?;
+    std::thread::Builder::new().name("doorsim-video".into()).spawn(move || {
+        let started = Instant::now();
+        let fps = u64::from(format.fps.max(1));
+        let time_of = |n: u64| Duration::from_micros(n * 1_000_000 / fps);
+        let mut n = 0u64;
+        while !to.is_closed() {
+            let due = started + time_of(n);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let at = time_of(n);
+            let picture =
+                Picture::test_pattern(usize::from(format.width), usize::from(format.height), n, &overlay());
+            let unit = match encoder.encode(&picture, at.as_millis() as u64) {
+                Ok(unit) => unit,
+                Err(e) => return tracing::error!(error = %e, "the video encoder failed; the stream stops"),
+            };
+            let payloads = unit.nals.iter().flat_map(|nal| packetize::payloads(nal, MAX_PAYLOAD)).collect();
+            let rtp_timestamp = (at.as_micros() * u128::from(CLOCK_RATE) / 1_000_000) as u32;
+            if to.blocking_send(EncodedPicture { rtp_timestamp, payloads, keyframe: unit.keyframe }).is_err() {
+                return;
+            }
+            // The next picture due; pictures whose time passed while the receiver was slow are skipped.
+            let late = started.elapsed().as_micros() as u64 * fps / 1_000_000;
+            n = (n + 1).max(late);
+        }
+    })?;
+    Ok(())
+}
