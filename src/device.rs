@@ -247,7 +247,8 @@ impl Device {
         let serial = config.profile.serial().to_owned();
         let realm = format!("AXIS_{serial}");
         let auth = Arc::new(Authenticator::new(config.users, realm));
-        let rtsp = Arc::new(RtspContext { auth: auth.clone(), bus: bus.clone() });
+        let name = format!("{} {serial}", config.profile.prod_short_name);
+        let rtsp = Arc::new(RtspContext::new(auth.clone(), bus.clone(), engine.clone(), name));
         tracker.spawn(rtsp::run(rtsp_listener, rtsp, shutdown.clone(), tracker.clone()));
         let control = Arc::new(Control::new(
             store.clone(),

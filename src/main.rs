@@ -301,6 +301,7 @@ fn print_banner(cli: &Cli, device: &Device, profile: &Profile) {
     let banner = format!(
         "doorsim {version} — an emulated {model}\n\
          {api}{sip}\
+         \x20 Video and audio   rtsp://{rtsp}/axis-media/media.amp   (H.264 and G.711 mu-law)\n\
          \x20 Event stream      rtsp://{rtsp}/axis-media/media.amp?video=0&audio=0&event=on   (listening on {rtsp_listen})\n\
          {https}\
          \x20 Control API       {curl} http://{addr}/emulator/v1/state\n\

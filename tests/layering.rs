@@ -19,6 +19,7 @@ const FORBIDDEN: &[(&str, &[&str], &str)] = &[
     ("calls", &["vapix", "http", "control", "facades", "sip", "rtp", "rtsp"], "the engine knows no face and no SIP"),
     ("events", &["vapix", "http", "control", "facades", "sip", "rtp", "calls", "store"], "the bus is below all"),
     ("rtsp", &["http", "vapix", "control"], "RTSP shares auth and XML through neutral modules"),
+    ("video", &["*"], "video is pixels and bits: it imports nothing of ours"),
     ("profile", &["actions", "device", "http", "vapix"], "a profile is data"),
     (
         "web",

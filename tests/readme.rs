@@ -167,3 +167,27 @@ async fn the_readme_brand_examples_work_as_pasted() {
         assert!(script.is_empty() || !stdout.trim().is_empty(), "{profile}: the block printed its answers");
     }
 }
+
+#[tokio::test]
+async fn readme_rtsp_lines_work_as_pasted() {
+    let readme = include_str!("../README.md");
+    let lines: Vec<&str> = readme.lines().filter(|l| l.starts_with("ffprobe ") || l.starts_with("ffmpeg ")).collect();
+    assert_eq!(lines.len(), 2, "the quickstart's RTSP lines");
+    let d = Doorsim::start(&[]);
+    let dir = std::env::temp_dir().join(format!("doorsim-readme-rtsp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut printed = String::new();
+    for line in lines {
+        let (cmd, dir) = (line.replace("127.0.0.1:8554", &d.rtsp), dir.clone());
+        let out = tokio::task::spawn_blocking(move || Command::new("sh").args(["-c", &cmd]).current_dir(&dir).output())
+            .await
+            .expect("thread")
+            .expect("sh");
+        assert!(out.status.success(), "{line}\n{}", String::from_utf8_lossy(&out.stderr));
+        printed.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    assert_eq!(printed.lines().collect::<Vec<_>>(), ["codec_name=h264", "codec_name=pcm_mulaw"]);
+    let png = std::fs::metadata(dir.join("door.png")).map(|m| m.len()).unwrap_or(0);
+    assert!(png > 1000, "ffmpeg wrote a picture ({png} bytes)");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use indexmap::IndexMap;
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -86,6 +87,9 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
     fn wind_down(&self) -> tokio::sync::oneshot::Receiver<()>;
 }
 
+/// Audio payloads of the far end kept for a slow listener (one second at 20 ms).
+const SPEECH_BACKLOG: usize = 50;
+
 /// RTP packets of one call, counted by the media side and shown by the control API, and
 /// the device's RTP totals (metrics) they add to.
 #[derive(Debug, Default)]
@@ -98,6 +102,8 @@ pub struct MediaCounters {
     pub device: crate::metrics::RtpCounters,
     /// Where the call's packets are also written (`--pcap`).
     pub tap: Option<crate::capture::Tap>,
+    /// Where the far end's audio goes, as µ-law (the device's [`CallEngine::speech`]).
+    pub speech: Option<broadcast::Sender<Bytes>>,
 }
 
 impl MediaCounters {
@@ -180,6 +186,8 @@ pub struct CallEngine {
     shutdown: CancellationToken,
     /// The SIP user agent, once it runs.
     signalling: OnceLock<Arc<dyn Signalling>>,
+    /// What the far ends of calls say, as µ-law payloads (RTSP audio plays it).
+    speech: broadcast::Sender<Bytes>,
 }
 
 impl CallEngine {
@@ -198,6 +206,7 @@ impl CallEngine {
             registry: Mutex::new(Registry { calls: IndexMap::new(), next_number: 0, aggregate: CallState::Idle }),
             shutdown,
             signalling: OnceLock::new(),
+            speech: broadcast::Sender::new(SPEECH_BACKLOG),
         });
         engine.bus.publish(state_event(CallState::Idle));
         engine.config.tracker.spawn(follow_streams(engine.clone()));
@@ -211,12 +220,27 @@ impl CallEngine {
     /// Fresh RTP counters for a call's media, adding to the device's totals (and writing its
     /// packets to `tap`).
     pub fn media_counters(&self, tap: Option<crate::capture::Tap>) -> Arc<MediaCounters> {
-        Arc::new(MediaCounters { device: self.config.metrics.rtp(), tap, ..MediaCounters::default() })
+        Arc::new(MediaCounters {
+            device: self.config.metrics.rtp(),
+            tap,
+            speech: Some(self.speech.clone()),
+            ..MediaCounters::default()
+        })
     }
 
     /// The device's metrics.
     pub fn metrics(&self) -> &crate::metrics::DeviceMetrics {
         &self.config.metrics
+    }
+
+    /// Follows what the far ends of calls say: their audio payloads as µ-law, as they arrive.
+    pub fn speech(&self) -> broadcast::Receiver<Bytes> {
+        self.speech.subscribe()
+    }
+
+    /// The device's call state (`tnsaxis:Call/State`): Active, Calling or Idle.
+    pub fn call_state(&self) -> CallState {
+        self.lock().aggregate
     }
 
     /// The stream counters the media endpoints hold guards of.

@@ -28,8 +28,8 @@ pub enum Transport {
     Tls,
 }
 
-/// Media encryption preference (`MediaEncryption`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+/// Media encryption preference (`MediaEncryption`), ordered from the loosest to the strictest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, PartialOrd, Ord)]
 pub enum MediaEncryption {
     /// Plain RTP.
     #[default]

@@ -3,6 +3,7 @@
 
 pub mod media_loop;
 pub mod session;
+pub mod srtp;
 
 /// The fixed RTP header without CSRCs or extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,14 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use bytes::Bytes;
 use rand::Rng;
 
 use super::media_loop::{Joining, MediaLoop};
+use super::srtp::{self, MasterKey, Opener, Protector};
 use super::RtpHeader;
 use crate::calls::MediaCounters;
 use crate::dtmf::rfc4733::{event_of, Decoder, TelephoneEvent};
 use crate::dtmf::{CallDtmf, Method};
-use crate::media::{tone_second_in, Codec};
+use crate::media::{g711, tone_second_in, Codec};
 
 /// Samples per 20 ms packet at 8 kHz.
 pub(super) const FRAME: usize = 160;
@@ -71,6 +73,8 @@ pub struct MediaPlan {
     pub payload_type: u8,
     /// Payload type of telephone-events, when negotiated.
     pub telephone_event: Option<u8>,
+    /// SRTP keys (ours, the peer's) when the call's media is encrypted.
+    pub srtp: Option<(MasterKey, MasterKey)>,
 }
 
 /// A running RTP session; dropping it stops the media.
@@ -95,8 +99,17 @@ impl RtpSession {
         counters: Arc<MediaCounters>,
         dtmf: Arc<Mutex<CallDtmf>>,
     ) -> Self {
+        let (protector, opener) = match plan.srtp.map(|(local, remote)| srtp::keyed(&local, &remote)) {
+            Some(Ok((p, o))) => (Some(p), Some(o)),
+            Some(Err(e)) => {
+                // Never plain RTP on a call agreed to be encrypted: it stays silent instead.
+                tracing::error!(error = %e, "cannot key SRTP; the call's media stays off");
+                return Self { outbound: Arc::new(Outbound::silent(counters)) };
+            }
+            None => (None, None),
+        };
         let outbound = Arc::new(Outbound {
-            sender: Mutex::new(Sender::new(&plan)),
+            sender: Mutex::new(Sender::new(&plan, protector)),
             stopped: AtomicBool::new(false),
             counters: counters.clone(),
         });
@@ -104,6 +117,8 @@ impl RtpSession {
             counters,
             dtmf,
             telephone_event: plan.telephone_event,
+            audio: (plan.codec, plan.payload_type),
+            opener,
             decoder: Decoder::new(),
             learned: false,
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -146,6 +161,20 @@ pub(super) struct Outbound {
 }
 
 impl Outbound {
+    /// A sending side that never sends (media that could not be set up).
+    fn silent(counters: Arc<MediaCounters>) -> Self {
+        let plan = MediaPlan {
+            remote: SocketAddr::from(([0, 0, 0, 0], 0)),
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            telephone_event: None,
+            srtp: None,
+        };
+        let mut sender = Sender::new(&plan, None);
+        sender.sending = false;
+        Self { sender: Mutex::new(sender), stopped: AtomicBool::new(true), counters }
+    }
+
     fn sender(&self) -> std::sync::MutexGuard<'_, Sender> {
         self.sender.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -188,10 +217,12 @@ struct Sender {
     outgoing: VecDeque<(TelephoneEvent, bool)>,
     /// The timestamp every packet of the digit being sent carries.
     event_timestamp: u32,
+    /// Encrypts every packet when the call is encrypted.
+    protector: Option<Protector>,
 }
 
 impl Sender {
-    fn new(plan: &MediaPlan) -> Self {
+    fn new(plan: &MediaPlan, protector: Option<Protector>) -> Self {
         let mut rng = rand::thread_rng();
         Self {
             remote: plan.remote,
@@ -209,6 +240,7 @@ impl Sender {
             digits: VecDeque::new(),
             outgoing: VecDeque::new(),
             event_timestamp: 0,
+            protector,
         }
     }
 
@@ -242,7 +274,15 @@ impl Sender {
         }
         self.header.sequence = self.header.sequence.wrapping_add(1);
         self.header.timestamp = self.header.timestamp.wrapping_add(FRAME as u32);
-        self.sending.then_some(self.remote)
+        if !self.sending {
+            return None;
+        }
+        if let Some(protector) = self.protector.as_mut() {
+            let protected = protector.protect(packet)?;
+            packet.clear();
+            packet.extend_from_slice(&protected);
+        }
+        Some(self.remote)
     }
 }
 
@@ -252,6 +292,10 @@ pub(super) struct Inbound {
     counters: Arc<MediaCounters>,
     dtmf: Arc<Mutex<CallDtmf>>,
     telephone_event: Option<u8>,
+    /// The audio codec and its payload type.
+    audio: (Codec, u8),
+    /// Checks and decrypts SRTP when the call is encrypted.
+    opener: Option<Opener>,
     decoder: Decoder,
     /// Whether the peer's source address has been seen.
     learned: bool,
@@ -262,21 +306,44 @@ pub(super) struct Inbound {
 impl Inbound {
     /// One received datagram from `from`.
     pub(super) fn packet(&mut self, data: &[u8], from: SocketAddr, outbound: &Outbound) {
-        let Some((h, payload)) = RtpHeader::parse(data) else { return };
-        self.counters.count_received(data.len());
         if let Some(tap) = &self.counters.tap {
             tap.received(from, data);
         }
+        let opened;
+        let data = match self.opener.as_mut() {
+            Some(opener) => match opener.open(data) {
+                Some(plain) => {
+                    opened = plain;
+                    &opened[..]
+                }
+                None => return, // forged, replayed or plain: not the peer's media
+            },
+            None => data,
+        };
+        let Some((h, payload)) = RtpHeader::parse(data) else { return };
+        self.counters.count_received(data.len());
         if !self.learned {
             // Symmetric RTP (RFC 4961): answer where the peer really sends from.
             outbound.sender().remote = from;
             self.learned = true;
         }
-        if Some(h.payload_type) == self.telephone_event {
+        if h.payload_type == self.audio.1 {
+            self.hand_on_speech(payload);
+        } else if Some(h.payload_type) == self.telephone_event {
             for digit in self.decoder.packet(h.ssrc, h.timestamp, payload, Instant::now()) {
                 self.report(digit);
             }
         }
+    }
+
+    /// Hands the far end's audio on to whoever listens (RTSP audio), as µ-law.
+    fn hand_on_speech(&self, payload: &[u8]) {
+        let Some(speech) = self.counters.speech.as_ref().filter(|s| s.receiver_count() > 0) else { return };
+        let ulaw: Bytes = match self.audio.0 {
+            Codec::Pcmu => Bytes::copy_from_slice(payload),
+            Codec::Pcma => payload.iter().map(|b| g711::ulaw_encode(g711::alaw_decode(*b))).collect(),
+        };
+        let _ = speech.send(ulaw);
     }
 
     /// Closes an event whose end never came, once it has been open too long.

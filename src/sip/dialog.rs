@@ -15,13 +15,14 @@ use super::address::Local;
 use super::digest;
 use super::headers::{CSeq, NameAddr, Uri};
 use super::message::{SipMessage, StartLine};
-use super::sdp::{self, Direction, Negotiated};
+use super::sdp::{self, Direction, Negotiated, Sdes};
 use super::transaction::Key;
 use super::transport::Path;
 use crate::calls::{CallEngine, MediaCounters};
 use crate::dtmf::CallDtmf;
 use crate::model::SipAccount;
 use crate::rtp::session::{MediaPlan, RtpSession};
+use crate::rtp::srtp::MasterKey;
 
 /// Where a call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,12 +69,16 @@ pub(super) struct Media {
     pub(super) dtmf: Arc<Mutex<CallDtmf>>,
     /// The direction of our latest description.
     pub(super) direction: Direction,
+    /// Our SDES key line, when the call's media is (or is offered as) SRTP.
+    pub(super) sdes: Option<Sdes>,
+    /// The peer's SDES key, once agreed.
+    pub(super) remote_key: Option<MasterKey>,
 }
 
 impl Media {
     /// Our session description, as of now.
     pub(super) fn sdp(&self, local: &Local) -> String {
-        sdp::write(self.session.0, self.session.1, local.address, self.port, &self.formats, self.direction)
+        sdp::write(self.session, local.address, self.port, &self.formats, self.direction, self.sdes.as_ref())
     }
 }
 
@@ -182,8 +187,14 @@ impl Dialog {
     pub(super) fn start_media(&mut self, engine: &CallEngine) {
         let m = &mut self.media;
         if let (Some(socket), Some((n, remote))) = (m.socket.take(), m.negotiated) {
-            let plan =
-                MediaPlan { remote, codec: n.codec, payload_type: n.payload_type, telephone_event: n.telephone_event };
+            let srtp = m.sdes.zip(m.remote_key).map(|(ours, theirs)| (ours.key, theirs));
+            let plan = MediaPlan {
+                remote,
+                codec: n.codec,
+                payload_type: n.payload_type,
+                telephone_event: n.telephone_event,
+                srtp,
+            };
             m.rtp = Some(RtpSession::start(socket, plan, m.counters.clone(), m.dtmf.clone()));
             engine.set_media(&self.engine_id, n.codec.name(), self.path.kind.via(), m.counters.clone());
         }

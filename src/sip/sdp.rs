@@ -1,6 +1,7 @@
 //! SDP offer/answer for audio (RFC 3264, RFC 4566), sans I/O: read a peer's offer or answer
-//! (its direction, a refused stream on port 0, `fmtp`), pick a codec from the device's
-//! priority list, write our offer or answer with the direction that answers theirs (hold).
+//! (its direction, a refused stream on port 0, `fmtp`, SDES keys), pick a codec from the
+//! device's priority list, write our offer or answer with the direction that answers theirs
+//! (hold), and decide SRTP from the account's MediaEncryption (RFC 4568).
 //!
 //! A small reader of our own: the device needs one audio stream's address, formats and
 //! direction, and must refuse malformed text without panicking; `sdp-types` would bring a
@@ -9,6 +10,8 @@
 use std::net::IpAddr;
 
 pub use crate::media::Codec;
+use crate::model::sip_account::MediaEncryption;
+use crate::rtp::srtp::{MasterKey, SUITE};
 
 /// The audio part of a peer's session description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +26,73 @@ pub struct RemoteAudio {
     pub direction: Direction,
     /// `a=fmtp` parameters by payload type.
     pub fmtp: Vec<(u8, String)>,
+    /// Whether the transport protocol is secure RTP (`RTP/SAVP`, `RTP/SAVPF`).
+    pub savp: bool,
+    /// The `a=crypto` lines (RFC 4568): tag, suite, key parameters.
+    pub crypto: Vec<(u32, String, String)>,
+}
+
+impl RemoteAudio {
+    /// The first SDES key in the suite the device does, with its tag.
+    pub fn usable_key(&self) -> Option<(u32, MasterKey)> {
+        self.crypto
+            .iter()
+            .filter(|(_, suite, _)| suite == SUITE)
+            .find_map(|(tag, _, params)| Some((*tag, MasterKey::from_key_params(params)?)))
+    }
+}
+
+/// Our SDES line (RFC 4568): the tag it offers or answers and our key; with `savp` the stream
+/// is `RTP/SAVP` (encrypted or nothing), without it `RTP/AVP` carrying the key as an optional
+/// extra (best effort: a peer without SRTP answers plain).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sdes {
+    /// The crypto attribute's tag.
+    pub tag: u32,
+    /// Our master key.
+    pub key: MasterKey,
+    /// `RTP/SAVP` rather than `RTP/AVP`.
+    pub savp: bool,
+}
+
+/// Why the device refuses media a peer describes, as far as encryption goes (answered 488).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SecurityError {
+    /// SRTPMandatory and the peer offers no key the device can use (or signalling is not TLS).
+    #[error("SRTP is mandatory and the offer has no usable SDES key over TLS")]
+    SrtpRequired,
+    /// The peer requires SRTP (`RTP/SAVP`) and the device may not, or cannot, do it.
+    #[error("the offer is RTP/SAVP and the device does no SRTP on this call")]
+    SrtpRefused,
+}
+
+/// Our SDES answer to an offer, under `mode` (the accounts' MediaEncryption) on signalling that
+/// is TLS or not: `Some` (our key, and the peer's) to encrypt, `None` for plain RTP. SDES keys
+/// travel in the SDP, so they are used only over TLS, as the spec requires.
+pub fn answer_security(
+    mode: MediaEncryption,
+    tls: bool,
+    offer: &RemoteAudio,
+) -> Result<Option<(Sdes, MasterKey)>, SecurityError> {
+    let key = offer.usable_key().filter(|_| tls && mode != MediaEncryption::None);
+    match (key, mode) {
+        (Some((tag, remote)), _) => Ok(Some((Sdes { tag, key: MasterKey::random(), savp: offer.savp }, remote))),
+        (None, MediaEncryption::SrtpMandatory) => Err(SecurityError::SrtpRequired),
+        (None, _) if offer.savp => Err(SecurityError::SrtpRefused),
+        (None, _) => Ok(None),
+    }
+}
+
+/// The SDES line of our offer under `mode`: none without encryption or over plain
+/// signalling, `RTP/SAVP` when mandatory, `RTP/AVP` with a key when best effort.
+pub fn offer_security(mode: MediaEncryption, tls: bool) -> Option<Sdes> {
+    let savp = match mode {
+        MediaEncryption::None => return None,
+        _ if !tls => return None,
+        MediaEncryption::SrtpMandatory => true,
+        MediaEncryption::SrtpBestEffort => false,
+    };
+    Some(Sdes { tag: 1, key: MasterKey::random(), savp })
 }
 
 /// A media direction attribute (RFC 3264 section 5.1, 6.1).
@@ -107,6 +177,9 @@ pub enum SdpError {
     NoAddress,
 }
 
+/// Most `a=crypto` lines kept from one description.
+const MAX_CRYPTO_LINES: usize = 8;
+
 /// Reads the first audio stream of an SDP body.
 pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
     let mut session_address: Option<IpAddr> = None;
@@ -116,6 +189,7 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
     let mut names: Vec<(u8, String)> = Vec::new();
     let (mut session_direction, mut media_direction) = (None, None);
     let mut fmtp = Vec::new();
+    let (mut savp, mut crypto) = (false, Vec::new());
     for line in sdp.lines().map(str::trim_end) {
         let Some((kind, value)) = line.split_once('=') else { continue };
         match kind {
@@ -126,7 +200,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
                     if f.next() == Some("audio") {
                         let port: u16 =
                             f.next().and_then(|p| p.split('/').next()?.parse().ok()).ok_or(SdpError::BadPort)?;
-                        let _proto = f.next().ok_or(SdpError::NoProtocol)?;
+                        let proto = f.next().ok_or(SdpError::NoProtocol)?;
+                        savp = proto.starts_with("RTP/SAVP");
                         let pts = f.filter_map(|pt| pt.parse::<u8>().ok()).filter(|pt| *pt < 128).collect();
                         audio = Some((port, pts));
                         in_audio = true;
@@ -152,6 +227,15 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
                     {
                         fmtp.push((pt, p.trim().to_owned()));
                     }
+                } else if let Some(line) = value.strip_prefix("crypto:") {
+                    let mut f = line.split_whitespace();
+                    if let (Some(Ok(tag)), Some(suite), Some(params)) =
+                        (f.next().map(str::parse::<u32>), f.next(), f.next())
+                    {
+                        if crypto.len() < MAX_CRYPTO_LINES {
+                            crypto.push((tag, suite.to_owned(), params.to_owned()));
+                        }
+                    }
                 } else if let Some(d) = Direction::parse(value.trim()) {
                     media_direction = Some(d);
                 }
@@ -174,7 +258,7 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
         })
         .collect();
     let direction = media_direction.or(session_direction).unwrap_or_default();
-    Ok(RemoteAudio { address, port, formats, direction, fmtp })
+    Ok(RemoteAudio { address, port, formats, direction, fmtp, savp, crypto })
 }
 
 /// Picks the first codec of `preference` (device priority list, SDP names) that the peer has.
@@ -192,22 +276,27 @@ pub fn negotiate(remote: &RemoteAudio, preference: &[String]) -> Option<Negotiat
 }
 
 /// Writes a session description offering `formats` (payload type, name) on `port`, with
-/// `direction`; `version` is the `o=` line's version, raised with each new description.
+/// `direction` and our SDES key when `sdes` says; `version` is the `o=` line's version,
+/// raised with each new description.
 pub fn write(
-    session_id: u64,
-    version: u64,
+    (session_id, version): (u64, u64),
     address: IpAddr,
     port: u16,
     formats: &[(u8, &str)],
     direction: Direction,
+    sdes: Option<&Sdes>,
 ) -> String {
     let ip = if address.is_ipv4() { "IP4" } else { "IP6" };
     let pts: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
     let mut sdp = format!(
         "v=0\r\no=doorsim {session_id} {version} IN {ip} {address}\r\ns=doorsim\r\nc=IN {ip} {address}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {}\r\n",
+         m=audio {port} {} {}\r\n",
+        if sdes.is_some_and(|s| s.savp) { "RTP/SAVP" } else { "RTP/AVP" },
         pts.join(" ")
     );
+    if let Some(s) = sdes {
+        sdp.push_str(&format!("a=crypto:{} {SUITE} {}\r\n", s.tag, s.key.key_params()));
+    }
     for (pt, name) in formats {
         sdp.push_str(&format!("a=rtpmap:{pt} {name}/8000\r\n"));
         if name.eq_ignore_ascii_case("telephone-event") {
@@ -273,11 +362,54 @@ mod tests {
     #[test]
     fn writes_what_it_reads() {
         let prefs = ["PCMA".to_owned(), "PCMU".to_owned(), "telephone-event".to_owned()];
-        let sdp = write(7, 7, "127.0.0.1".parse().expect("ip"), 4000, &offer_formats(&prefs), Direction::SendRecv);
+        let sdp =
+            write((7, 7), "127.0.0.1".parse().expect("ip"), 4000, &offer_formats(&prefs), Direction::SendRecv, None);
         let back = parse(&sdp).expect("parses");
         assert_eq!(back.port, 4000);
         assert_eq!(back.direction, Direction::SendRecv);
         assert_eq!(back.fmtp, vec![(101, "0-15".to_owned())]);
         assert_eq!(back.formats.iter().map(|(pt, _)| *pt).collect::<Vec<_>>(), [8, 0, 101]);
+        assert!(!back.savp && back.crypto.is_empty());
+    }
+
+    #[test]
+    fn sdes_keys_are_written_and_read() {
+        let sdes = Sdes { tag: 3, key: MasterKey::random(), savp: true };
+        let sdp =
+            write((1, 1), "127.0.0.1".parse().expect("ip"), 4000, &[(0, "PCMU")], Direction::SendRecv, Some(&sdes));
+        assert!(sdp.contains("m=audio 4000 RTP/SAVP 0\r\na=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:"), "{sdp}");
+        let back = parse(&sdp).expect("parses");
+        assert!(back.savp);
+        assert_eq!(back.usable_key(), Some((3, sdes.key)));
+        let other_suite = sdp.replace("AES_CM_128_HMAC_SHA1_80", "AEAD_AES_256_GCM");
+        assert_eq!(parse(&other_suite).expect("parses").usable_key(), None);
+    }
+
+    #[test]
+    fn media_encryption_decides_srtp_as_the_spec_says() {
+        let key = MasterKey::random();
+        let plain = parse(SIPP_OFFER).expect("plain");
+        let with_key = |savp: bool| {
+            let profile = if savp { "RTP/SAVP" } else { "RTP/AVP" };
+            let sdp = SIPP_OFFER.replace("RTP/AVP", profile)
+                + &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 {}\r\n", key.key_params());
+            parse(&sdp).expect("offer")
+        };
+        use MediaEncryption::{None as Off, SrtpBestEffort as Best, SrtpMandatory as Must};
+        // Mandatory: a key over TLS, or 488.
+        assert_eq!(answer_security(Must, true, &plain), Err(SecurityError::SrtpRequired));
+        assert_eq!(answer_security(Must, false, &with_key(true)), Err(SecurityError::SrtpRequired), "not over UDP");
+        let (ours, theirs) = answer_security(Must, true, &with_key(true)).expect("ok").expect("srtp");
+        assert_eq!((ours.tag, ours.savp, theirs), (1, true, key));
+        // Best effort: a key when there is one, plain otherwise.
+        assert_eq!(answer_security(Best, true, &plain), Ok(None));
+        assert!(answer_security(Best, true, &with_key(false)).expect("ok").is_some_and(|(s, _)| !s.savp));
+        // None: plain, and an RTP/SAVP offer is refused.
+        assert_eq!(answer_security(Off, true, &with_key(false)), Ok(None));
+        assert_eq!(answer_security(Off, true, &with_key(true)), Err(SecurityError::SrtpRefused));
+        assert_eq!(offer_security(Off, true), None);
+        assert_eq!(offer_security(Must, false), None, "no keys over plain signalling");
+        assert!(offer_security(Must, true).is_some_and(|s| s.savp));
+        assert!(offer_security(Best, true).is_some_and(|s| !s.savp));
     }
 }

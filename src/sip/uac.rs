@@ -110,6 +110,8 @@ impl Agent {
             counters: self.media_counters(port),
             dtmf: self.call_dtmf(Some(account_id), id),
             direction: Direction::SendRecv,
+            sdes: sdp::offer_security(account.media_encryption, path.kind == Kind::Tls),
+            remote_key: None,
         };
         let domain = [&account.public_domain, &account.registrar]
             .into_iter()
@@ -204,6 +206,16 @@ impl Agent {
                                 sdp::negotiate(a, &codecs).map(|n| (n, std::net::SocketAddr::new(a.address, a.port)));
                         }
                         d.phase = Phase::Confirmed;
+                        // Our offer's key: the peer's key in its answer makes the call SRTP; no
+                        // key falls back to plain RTP unless SRTP was mandatory (RTP/SAVP).
+                        match (d.media.sdes, answer.as_ref().and_then(sdp::RemoteAudio::usable_key)) {
+                            (Some(_), Some((_, theirs))) => d.media.remote_key = Some(theirs),
+                            (Some(ours), None) if ours.savp => {
+                                tracing::info!(id = %d.engine_id, "the answer has no SDES key: SRTP is mandatory");
+                                return self.hang_up(&call_id, Reason::Failed);
+                            }
+                            _ => d.media.sdes = None,
+                        }
                         d.start_media(&self.engine);
                         if let (Some(rtp), Some(a)) = (&d.media.rtp, &answer) {
                             rtp.set_sending(a.port != 0 && a.direction.peer_receives());

@@ -20,7 +20,7 @@ use super::reliable;
 use super::sdp::{self, Direction};
 use super::session_timer::{self, Asked, Refresher};
 use super::transaction::Key;
-use super::transport::Path;
+use super::transport::{Kind, Path};
 use crate::calls::{CallState, Reason};
 use crate::dtmf::{self, Method};
 use crate::model::sip_configuration::AccessListPolicy;
@@ -122,9 +122,14 @@ impl Agent {
             Asked::Timer(t) => Some((t, None)),
             Asked::None => None,
         };
-        let (config, codecs) = self
-            .store
-            .read(|s| (s.sip_configuration.clone(), s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>()));
+        let (config, codecs, media_encryption) = self.store.read(|s| {
+            (
+                s.sip_configuration.clone(),
+                s.audio_codecs.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                // The spec: with several accounts, the strictest MediaEncryption holds for all.
+                s.sip_accounts.values().map(|a| a.media_encryption).max().unwrap_or_default(),
+            )
+        });
         let caller = from.uri.to_string();
         if let Some((code, text)) = admission(&config, &from.uri) {
             let _ = self.engine.incoming_sip(&caller, None, true);
@@ -133,6 +138,14 @@ impl Agent {
         let offer = std::str::from_utf8(&invite.body).ok().and_then(|b| sdp::parse(b).ok());
         let Some((remote, negotiated)) = offer.and_then(|o| sdp::negotiate(&o, &codecs).map(|n| (o, n))) else {
             return self.refuse(&key, &invite, 488, "Not Acceptable Here");
+        };
+        let security = sdp::answer_security(media_encryption, path.kind == Kind::Tls, &remote);
+        let (sdes, remote_key) = match security {
+            Ok(agreed) => (agreed.map(|(ours, _)| ours), agreed.map(|(_, theirs)| theirs)),
+            Err(why) => {
+                tracing::info!(%why, "incoming call refused");
+                return self.refuse(&key, &invite, 488, "Not Acceptable Here");
+            }
         };
         // The call limit first: a refused call binds no port and keeps nothing.
         let Ok(engine_id) = self.engine.incoming_sip(&caller, None, false) else {
@@ -166,6 +179,8 @@ impl Agent {
             counters: self.media_counters(port),
             dtmf: self.call_dtmf(None, &engine_id),
             direction: remote.direction.answer(),
+            sdes,
+            remote_key,
         };
         let local = self.local();
         let mut ringing = invite.response(180, "Ringing", Some(&local_tag));

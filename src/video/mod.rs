@@ -16,14 +16,11 @@ use pattern::Picture;
 /// Largest RTP payload sent: a packet with its headers stays inside a 1500-byte MTU.
 pub const MAX_PAYLOAD: usize = 1400;
 
-/// RTP clock rate of video.
-pub const CLOCK_RATE: u32 = 90_000;
-
 /// One encoded picture, cut into RTP payloads.
 #[derive(Debug, Clone)]
 pub struct EncodedPicture {
-    /// Its presentation time on the 90 kHz clock, counted from the stream's start.
-    pub rtp_timestamp: u32,
+    /// Its presentation time, counted from the stream's start.
+    pub at: Duration,
     /// The payloads in order; the last one ends the picture (RTP marker).
     pub payloads: Vec<Vec<u8>>,
     /// Whether a decoder can start here.
@@ -49,15 +46,13 @@ pub fn spawn_stream(format: VideoFormat, overlay: Overlay, to: mpsc::Sender<Enco
                 std::thread::sleep(wait);
             }
             let at = time_of(n);
-            let picture =
-                Picture::test_pattern(usize::from(format.width), usize::from(format.height), n, &overlay());
+            let picture = Picture::test_pattern(usize::from(format.width), usize::from(format.height), n, &overlay());
             let unit = match encoder.encode(&picture, at.as_millis() as u64) {
                 Ok(unit) => unit,
                 Err(e) => return tracing::error!(error = %e, "the video encoder failed; the stream stops"),
             };
             let payloads = unit.nals.iter().flat_map(|nal| packetize::payloads(nal, MAX_PAYLOAD)).collect();
-            let rtp_timestamp = (at.as_micros() * u128::from(CLOCK_RATE) / 1_000_000) as u32;
-            if to.blocking_send(EncodedPicture { rtp_timestamp, payloads, keyframe: unit.keyframe }).is_err() {
+            if to.blocking_send(EncodedPicture { at, payloads, keyframe: unit.keyframe }).is_err() {
                 return;
             }
             // The next picture due; pictures whose time passed while the receiver was slow are skipped.
