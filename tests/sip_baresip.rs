@@ -34,6 +34,11 @@ fn ip(args: &[&str]) {
 
 impl Softphone {
     fn start() -> Softphone {
+        Softphone::start_with("")
+    }
+
+    /// A softphone whose account line ends with `account_params` (e.g. `;mediaenc=srtp-mand`).
+    fn start_with(account_params: &str) -> Softphone {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let id = (std::process::id() % 10_000) * 4 + n;
         let (namespace, link, peer) = (format!("dsim{id}"), format!("vdsim{id}"), format!("vphone{id}"));
@@ -54,14 +59,17 @@ impl Softphone {
         let config = format!(
             "poll_method epoll\nsip_listen {phone}:5060\naudio_player aufile,{dir}/received.wav\n\
              audio_source aufile,{dir}/tone.wav\naudio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\n\
-             module g711.so\nmodule aufile.so\nmodule account.so\nmodule contact.so\nmodule menu.so\nmodule ctrl_tcp.so\n\
+             module g711.so\nmodule aufile.so\nmodule srtp.so\nmodule account.so\nmodule contact.so\nmodule menu.so\n\
+             module ctrl_tcp.so\n\
              ctrl_tcp_listen {phone}:4444\n",
             dir = dir.display()
         );
         std::fs::write(dir.join("config"), config).expect("config");
         std::fs::write(
             dir.join("accounts"),
-            format!("<sip:phone@{phone}>;auth_pass=none;answermode=auto;regint=0;audio_codecs=PCMU,PCMA\n"),
+            format!(
+                "<sip:phone@{phone}>;auth_pass=none;answermode=auto;regint=0;audio_codecs=PCMU,PCMA{account_params}\n"
+            ),
         )
         .expect("accounts");
         std::fs::write(dir.join("contacts"), "").expect("contacts");
@@ -84,12 +92,23 @@ impl Softphone {
 
     /// Sends a ctrl_tcp command (netstring JSON).
     fn command(&self, command: &str, params: &str) {
+        self.ask(command, params);
+    }
+
+    /// Sends a ctrl_tcp command and returns what baresip wrote until its response.
+    fn ask(&self, command: &str, params: &str) -> String {
         let mut s = TcpStream::connect(format!("{}:4444", self.phone)).expect("ctrl_tcp");
         let body = json!({"command": command, "params": params, "token": "t"}).to_string();
         s.write_all(format!("{}:{body},", body.len()).as_bytes()).expect("send");
         s.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
-        let mut buf = [0u8; 512];
-        let _ = s.read(&mut buf);
+        let (mut text, mut buf) = (String::new(), [0u8; 4096]);
+        while !text.contains("\"response\":true") {
+            match s.read(&mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+        text
     }
 }
 
@@ -179,5 +198,83 @@ async fn baresip_keys_a_code_over_rtp_and_the_dtmf_event_arrives_on_the_websocke
     let n = &event["params"]["notification"];
     assert_eq!(n["message"]["source"], json!({"DTMFEventId": "open_door"}), "{event}");
     assert_eq!(n["message"]["data"]["CallId"], call["CallId"]);
+    phone.command("hangup", "");
+}
+
+#[tokio::test]
+async fn baresip_calls_an_srtp_mandatory_device_over_tls_with_encrypted_audio_and_dtmf() {
+    let phone = tokio::task::spawn_blocking(|| Softphone::start_with(";mediaenc=srtp-mand")).await.expect("softphone");
+    let dir = std::env::temp_dir().join(format!("doorsim-srtp-{}", std::process::id()));
+    let capture = dir.join("door.pcap");
+    let d = device_facing(&phone, &["--auto-answer", "0", "--pcap", capture.to_str().expect("path")]).await;
+    d.configure_dtmf("1234", true, true).await;
+    let srtp = json!({"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door",
+        "Transport": "tls", "MediaEncryption": "SRTPMandatory"});
+    d.ok("SetSIPAccount", json!({ "SIPAccount": srtp })).await;
+    let mut ws = d.events(&["tnsaxis:Call/DTMF"]).await;
+    phone.command("dial", &format!("sip:door@{}:5061;transport=tls", phone.host));
+    let (call, media) = d.call_with_media(20).await; // authenticated SRTP both ways
+    assert_eq!(media["SipTransport"], "TLS", "{media}");
+    for digit in ["1", "2", "3", "4"] {
+        phone.command("sndcode", digit);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let event = ws.next_json().await;
+    assert_eq!(event["params"]["notification"]["message"]["data"]["CallId"], call["CallId"], "{event}");
+    // baresip's SRTP layer drops what fails authentication: what its RTP session counts from
+    // the device was decrypted.
+    let debug = phone.ask("audio_debug", "");
+    assert!(debug.contains("menc: srtp-mand (secure=yes)"), "{debug}");
+    let received: u64 = debug
+        .split("rcvd=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(received > 20, "baresip decrypted the device's packets: {debug}");
+    phone.command("hangup", "");
+    d.call_in("Terminated").await;
+
+    // On the wire: SRTP (RTP/SAVP in the SDP, 10-byte tags), no tone and no digit in the clear.
+    let fields = |filter: &str, field: &str| -> Vec<String> {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&capture)
+            .args(["-Y", filter, "-T", "fields", "-e", field])
+            .output()
+            .expect("tshark (Debian package tshark) is installed");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    };
+    assert_eq!(fields("sdp.media.proto == \"RTP/SAVP\"", "sdp.media.proto").len(), 2, "offer and answer are RTP/SAVP");
+    let srtp_packets = fields("srtp.auth_tag", "udp.length");
+    assert!(srtp_packets.len() > 40, "tshark sees SRTP: {}", srtp_packets.len());
+    assert!(fields("rtpevent", "rtpevent.event_id").is_empty(), "no DTMF event readable on the wire");
+    let tone = doorsim::media::tone_second().to_vec();
+    for payload in fields("srtp.auth_tag", "srtp.enc_payload") {
+        let bytes: Vec<u8> =
+            (0..payload.len() / 2).filter_map(|i| u8::from_str_radix(&payload[2 * i..2 * i + 2], 16).ok()).collect();
+        assert!(bytes.len() < 160 || !tone.windows(160).any(|w| w == &bytes[..160]), "the tone in the clear");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_plain_rtp_caller_gets_488_from_an_srtp_mandatory_device_and_best_effort_falls_back() {
+    let phone = tokio::task::spawn_blocking(Softphone::start).await.expect("softphone");
+    let d = device_facing(&phone, &["--auto-answer", "0"]).await;
+    let account = |mode: &str| json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "Transport": "tls", "MediaEncryption": mode}});
+    d.ok("SetSIPAccount", account("SRTPMandatory")).await;
+    // sipp offers plain RTP: 488, and no call starts.
+    let template = std::fs::read_to_string(common::scenario("uac_expect_status.xml")).expect("scenario");
+    let file = std::env::temp_dir().join(format!("doorsim-expect-488-{}.xml", std::process::id()));
+    std::fs::write(&file, template.replace("[$status]", "488")).expect("write scenario");
+    let sip = format!("{}:5060", phone.host);
+    let (ok, out) = common::sipp_at(&sip, "u1", &["-sf", file.to_str().expect("path")]).await;
+    let _ = std::fs::remove_file(&file);
+    assert!(ok, "{out}");
+    assert_eq!(d.state().await["Calls"], json!([]), "a refused offer starts no call");
+    // Best effort: baresip without SRTP over TLS gets a plain call.
+    d.ok("SetSIPAccount", account("SRTPBestEffort")).await;
+    phone.command("dial", &format!("sip:door@{}:5061;transport=tls", phone.host));
+    d.call_with_media(20).await; // plain RTP, both ways
     phone.command("hangup", "");
 }

@@ -50,3 +50,35 @@ async fn a_verifying_client_refuses_a_certificate_it_does_not_trust() {
     assert_eq!(failed["CallStateReason"], "Failed", "another device's self-signed certificate is not trusted");
     assert!(callee.state().await["Calls"].as_array().is_some_and(Vec::is_empty));
 }
+
+#[tokio::test]
+async fn srtp_between_two_doorsims_follows_each_sides_media_encryption() {
+    // (caller's MediaEncryption, callee's, whether the call connects)
+    for (caller_mode, callee_mode, connects) in [
+        ("SRTPMandatory", "SRTPMandatory", true),
+        ("SRTPBestEffort", "None", true),
+        ("SRTPMandatory", "None", false),
+        ("None", "SRTPMandatory", false),
+    ] {
+        let (callee, caller, callee_tls) = two_devices(false).await;
+        let account = |mode: &str| {
+            json!({"SIPAccount": {"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "Transport": "tls",
+                "MediaEncryption": mode}})
+        };
+        caller.ok("SetSIPAccount", account(caller_mode)).await;
+        callee.ok("SetSIPAccount", account(callee_mode)).await;
+        let case = format!("{caller_mode} calling {callee_mode}");
+        caller.ok("Call", json!({"To": format!("sip:door@127.0.0.1:{callee_tls};transport=tls")})).await;
+        if connects {
+            // Packets are counted once authenticated: both ways means both sides decrypt.
+            for d in [&caller, &callee] {
+                let (_, media) = d.call_with_media(10).await;
+                assert_eq!(media["SipTransport"], "TLS", "{case}: {media}");
+            }
+        } else {
+            let (failed, _) = caller.call_in("Terminated").await;
+            assert_eq!(failed["CallStateReason"], "Failed", "{case}");
+            assert_eq!(callee.state().await["Calls"], json!([]), "{case}: the callee answered 488");
+        }
+    }
+}

@@ -571,10 +571,17 @@ pub(crate) fn scenario(name: &str) -> String {
 
 /// Runs one sipp call against `port`; returns whether sipp reported success, and its output.
 pub(crate) async fn sipp(port: u16, transport: &str, how: &[&str]) -> (bool, String) {
+    sipp_at(&format!("127.0.0.1:{port}"), transport, how).await
+}
+
+/// Runs one sipp call against `target` (`host:port`, an address of this machine), sent from the
+/// target's own address.
+pub(crate) async fn sipp_at(target: &str, transport: &str, how: &[&str]) -> (bool, String) {
+    let host = target.rsplit_once(':').map_or(target, |(h, _)| h).to_owned();
     let mut args: Vec<String> = vec![
-        format!("127.0.0.1:{port}"),
+        target.to_owned(),
         "-i".into(),
-        "127.0.0.1".into(),
+        host,
         "-p".into(),
         free_port().to_string(),
         "-m".into(),
