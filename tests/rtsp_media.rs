@@ -1,5 +1,6 @@
 //! Video and audio over RTSP as a VMS pulls them: FFmpeg's RTSP client (ffprobe, ffmpeg; Debian
-//! `ffmpeg`, installed by scripts/test.sh) reads and decodes H.264 and PCMU over TCP and UDP; a
+//! `ffmpeg`, installed by scripts/test.sh) reads and decodes H.264, Motion JPEG and PCMU over
+//! TCP and UDP; a
 //! small raw client checks what FFmpeg does not show (RTCP sender reports, the ONVIF back
 //! channel, stream counts); a VMS call is answered by an RTSP session alone; and while a sipp
 //! caller talks (A-law from Debian sip-tester's capture), the RTSP audio is what it says.
@@ -94,7 +95,7 @@ async fn url_parameters_shape_the_stream_and_bad_ones_are_refused() {
     assert_eq!(streams[0]["avg_frame_rate"], "10/1");
 
     let mut rtsp = RtspClient::connect(&d).await;
-    for (bad, names) in [("fps=99", "fps"), ("videocodec=jpeg", "videocodec"), ("resolution=641x480", "resolution")] {
+    for (bad, names) in [("fps=99", "fps"), ("videocodec=mpeg4", "videocodec"), ("resolution=641x480", "resolution")] {
         let (status, _, body) = rtsp.request("DESCRIBE", &format!("?{bad}"), &[]).await;
         assert_eq!(status, 400, "{bad}");
         assert!(body.contains(names), "{bad}: {body}");
@@ -102,6 +103,18 @@ async fn url_parameters_shape_the_stream_and_bad_ones_are_refused() {
     let (status, headers, _) = rtsp.request("DESCRIBE", "", &[("Require", "com.example.other")]).await;
     assert_eq!(status, 551, "an option we do not have");
     assert!(headers.contains("Unsupported: com.example.other"), "{headers}");
+}
+
+#[tokio::test]
+async fn videocodec_jpeg_is_motion_jpeg_that_ffmpeg_decodes() {
+    let d = Doorsim::start(&[]);
+    let jpeg = url(&d, "?videocodec=jpeg&resolution=320x240&audio=0");
+    let streams = probe(&jpeg, &["-rtsp_transport", "tcp", "-show_streams"]).await;
+    let video = &streams["streams"][0];
+    assert_eq!((video["codec_name"].as_str(), video["width"].as_u64()), (Some("mjpeg"), Some(320)), "{streams}");
+    let args = strings(&["-v", "error", "-rtsp_transport", "udp", "-i", &jpeg, "-t", "3", "-f", "null", "-"]);
+    let (ok, _, err) = ff("ffmpeg", args).await;
+    assert!(ok && err.is_empty(), "ffmpeg: {err}");
 }
 
 #[tokio::test]

@@ -208,6 +208,8 @@ async fn baresip_calls_an_srtp_mandatory_device_over_tls_with_encrypted_audio_an
     let capture = dir.join("door.pcap");
     let d = device_facing(&phone, &["--auto-answer", "0", "--pcap", capture.to_str().expect("path")]).await;
     d.configure_dtmf("1234", true, true).await;
+    let door = r#"{"DTMFEventId":"open_door","Port":1,"Seconds":30}"#;
+    assert_eq!(d.request("POST", "/emulator/v1/dtmf-actions", Some(door)).await.status, 200);
     let srtp = json!({"Id": "peer-to-peer", "UserId": "door", "IsDefault": true, "DTMFConfigurationId": "door",
         "Transport": "tls", "MediaEncryption": "SRTPMandatory"});
     d.ok("SetSIPAccount", json!({ "SIPAccount": srtp })).await;
@@ -221,6 +223,10 @@ async fn baresip_calls_an_srtp_mandatory_device_over_tls_with_encrypted_audio_an
     }
     let event = ws.next_json().await;
     assert_eq!(event["params"]["notification"]["message"]["data"]["CallId"], call["CallId"], "{event}");
+    common::wait_for("the door output opened", async || {
+        d.state().await["Ports"].as_array().is_some_and(|p| p.iter().any(|p| p["Port"] == 1 && p["Active"] == true))
+    })
+    .await;
     // baresip's SRTP layer drops what fails authentication: what its RTP session counts from
     // the device was decrypted.
     let debug = phone.ask("audio_debug", "");

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, scenario, sipp, Doorsim};
+use common::{callee, scenario, sipp, Doorsim};
 use serde_json::{json, Value};
 
 /// A device with SIP enabled on a free port, with `config` merged into its SIPConfiguration.
@@ -144,30 +144,6 @@ async fn rfc4475_torture_messages_never_silence_the_device() {
     // in a state other than ringing or ended, and the HTTP side still answers.
     let calls = d.ok("GetCallStatuses", json!({})).await["CallStatus"].clone();
     assert!(calls.as_array().expect("calls").iter().all(|c| c["CallState"] != "Active"), "{calls}");
-}
-
-/// Starts a sipp callee on a free port with `how`; returns its port and the running task.
-/// Returns once sipp listens (over TCP when `how` has `-t t1`).
-async fn callee(how: Vec<String>) -> (u16, tokio::task::JoinHandle<(bool, String)>) {
-    let port = free_port();
-    let tcp = how.windows(2).any(|w| w[0] == "-t" && w[1] == "t1");
-    let task = tokio::spawn(async move {
-        let mut args =
-            vec!["-i".to_owned(), "127.0.0.1".into(), "-p".into(), port.to_string(), "-m".into(), "1".into()];
-        args.extend(["-nostdin".to_owned(), "-timeout".into(), "20s".into(), "-timeout_error".into()]);
-        args.extend(how);
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new("sipp").args(&args).current_dir(std::env::temp_dir()).output().expect("sipp")
-        })
-        .await
-        .expect("sipp thread");
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    });
-    common::wait_listening(port, tcp).await;
-    (port, task)
 }
 
 /// Waits (up to 20 s) until call `id` has ended.

@@ -5,6 +5,9 @@
 //! when it is the refresher, and hangs up when its refresh is answered 481; an interval below
 //! 90 s gets 422 with `Min-SE: 90`. A caller that
 //! requires 100rel gets a reliable 180, again until its PRACK, and the PRACK is answered.
+//! On the calls the device places (sipp callees): it refreshes when the 2xx makes it the
+//! refresher, hangs up on a callee that stops refreshing, asks again after a 422 with the
+//! callee's `Min-SE`, and PRACKs a reliable 180.
 
 mod common;
 
@@ -78,4 +81,37 @@ async fn a_caller_that_requires_100rel_gets_a_reliable_180_until_its_prack() {
     assert!(retransmitted >= 1, "the 180 came again before the PRACK: {line}");
     wait_for("the call's end", async || d.reasons().await.len() == 3).await;
     assert_eq!(d.reasons().await, ["Initiated", "AcceptedByDevice", "Terminated"]);
+}
+
+/// The device calls sipp's callee scenario `file` (it must pass); the call's StateChange
+/// reasons once it has ended.
+async fn reasons_calling(file: &str) -> Vec<String> {
+    let (d, _) = device().await;
+    let (port, callee) = common::callee(vec!["-sf".into(), scenario(file)]).await;
+    d.ok("Call", json!({"To": format!("sip:callee@127.0.0.1:{port}")})).await;
+    let (ok, out) = callee.await.expect("sipp task");
+    assert!(ok, "{out}");
+    wait_for("the call's end", async || d.reasons().await.len() == 3).await;
+    d.reasons().await
+}
+
+#[tokio::test]
+async fn the_device_refreshes_the_sessions_of_the_calls_it_places() {
+    let reasons = reasons_calling("uas_session_device_refreshes.xml").await;
+    assert_eq!(reasons, ["Initiated", "AcceptedByRemote", "Terminated"], "the callee hung up, not the device");
+}
+
+#[tokio::test]
+async fn a_callee_that_stops_refreshing_is_hung_up_on() {
+    assert_eq!(reasons_calling("uas_session_expiry.xml").await, ["Initiated", "AcceptedByRemote", "Failed"]);
+}
+
+#[tokio::test]
+async fn a_callee_that_wants_a_longer_session_interval_is_asked_again() {
+    assert_eq!(reasons_calling("uas_session_too_small.xml").await, ["Initiated", "AcceptedByRemote", "Terminated"]);
+}
+
+#[tokio::test]
+async fn reliable_ringing_from_a_callee_is_pracked() {
+    assert_eq!(reasons_calling("uas_prack.xml").await, ["Initiated", "AcceptedByRemote", "Terminated"]);
 }

@@ -90,6 +90,9 @@ pub trait Signalling: Send + Sync + std::fmt::Debug {
 /// Audio payloads of the far end kept for a slow listener (one second at 20 ms).
 const SPEECH_BACKLOG: usize = 50;
 
+/// Longest a call stays Terminating: past Timer F (64*T1 = 32 s) of its BYE or CANCEL.
+const TERMINATING_LIMIT: Duration = Duration::from_secs(40);
+
 /// RTP packets of one call, counted by the media side and shown by the control API, and
 /// the device's RTP totals (metrics) they add to.
 #[derive(Debug, Default)]
@@ -165,6 +168,8 @@ struct Entry {
     vms_kind: Option<StreamKind>,
     /// RTP counters of a SIP call once media runs, and the SIP transport it was set up on.
     media: Option<(Arc<MediaCounters>, String)>,
+    /// The reason a Terminating call will end with.
+    ending: Option<Reason>,
 }
 
 #[derive(Debug)]
@@ -322,7 +327,7 @@ impl CallEngine {
                 sip_account_id: None,
             };
             let (tx, rx) = watch::channel(state);
-            reg.calls.insert(id.clone(), Entry { status, state: tx, vms_kind, media: None });
+            reg.calls.insert(id.clone(), Entry { status, state: tx, vms_kind, media: None, ending: None });
             forget_oldest_terminated(&mut reg);
             self.announce(&mut reg, &id, reason);
             (id, rx)
@@ -358,13 +363,34 @@ impl CallEngine {
             return false;
         }
         entry.status.call_state = to;
+        entry.state.send_replace(to);
+        if to == CallState::Terminating {
+            // The spec gives no StateChange reason for it: the status shows the state (its
+            // reason stays), the event comes when the call is Terminated.
+            entry.ending = Some(reason);
+            tracing::info!(call = %entry.status.call_id, "call state Terminating: BYE or CANCEL on the wire");
+            return true;
+        }
         entry.status.call_state_reason = reason;
         if to == CallState::Terminated {
             entry.status.stop_time = Some(now_rfc3339());
         }
-        entry.state.send_replace(to);
         self.announce(&mut reg, id, reason);
         true
+    }
+
+    /// Ends call `id` on the wire: a SIP call that is up, or one the device is placing, goes
+    /// Terminating while its BYE or CANCEL is in flight; the signalling reports the end with
+    /// [`CallEngine::transition`] to Terminated. Returns whether the call was moved.
+    pub fn ending(&self, id: &str, reason: Reason) -> bool {
+        self.transition(id, CallState::Terminating, reason)
+    }
+
+    /// A call Terminating for longer than any BYE or CANCEL can take ends with the reason it
+    /// was ending for.
+    fn finish_ending(&self, id: &str) {
+        let reason = self.lock().calls.get(id).and_then(|e| e.ending).unwrap_or(Reason::Terminated);
+        self.transition(id, CallState::Terminated, reason);
     }
 
     /// Publishes the StateChange of call `id`, then the device's State if it moved.
@@ -395,13 +421,16 @@ impl CallEngine {
             ],
         ));
         let states = reg.calls.values().map(|e| e.status.call_state);
-        let aggregate = if states.clone().any(|s| s == CallState::Active) {
+        let computed = if states.clone().any(|s| s == CallState::Active) {
             CallState::Active
-        } else if states.clone().any(|s| matches!(s, CallState::Calling | CallState::Terminating)) {
+        } else if states.clone().any(|s| s == CallState::Calling) {
             CallState::Calling
         } else {
             CallState::Idle
         };
+        // A call still Terminating holds the device's state where it was until it has ended.
+        let holding = states.clone().any(|s| s == CallState::Terminating) && computed.rank() < reg.aggregate.rank();
+        let aggregate = if holding { reg.aggregate } else { computed };
         if aggregate != reg.aggregate {
             reg.aggregate = aggregate;
             self.bus.publish(state_event(aggregate));
@@ -411,7 +440,15 @@ impl CallEngine {
     /// A transition the device makes on its own (API, control, timers): the same as
     /// [`CallEngine::transition`], and a SIP call's signalling is told.
     fn device_transition(&self, id: &str, to: CallState, reason: Reason) -> bool {
-        let is_sip = self.lock().calls.get(id).is_some_and(|e| e.status.call_type == CallType::Sip);
+        let (is_sip, on_the_wire) = self.lock().calls.get(id).map_or((false, false), |e| {
+            let s = &e.status;
+            let sip = s.call_type == CallType::Sip;
+            // A BYE (call up) or CANCEL (call being placed) will be in flight.
+            let wire = s.call_state == CallState::Active
+                || (s.call_state == CallState::Calling && s.direction == Direction::Outgoing);
+            (sip, sip && wire)
+        });
+        let to = if to == CallState::Terminated && on_the_wire { CallState::Terminating } else { to };
         let moved = self.transition(id, to, reason);
         if let (true, true, Some(s)) = (moved, is_sip, self.signalling.get()) {
             match to {
@@ -683,6 +720,7 @@ struct CallTimers {
 enum OnTimer {
     Answer,
     Move(CallState, Reason),
+    Finish,
 }
 
 /// The task that owns one call's timers: auto-answer and NoAnswer while calling, the maximum
@@ -704,7 +742,8 @@ async fn own_call(engine: Arc<CallEngine>, id: String, mut state: watch::Receive
                 (end_by, OnTimer::Move(CallState::Terminated, Reason::Terminated))
             }
             CallState::Terminated | CallState::Idle => break,
-            CallState::Terminating => (None, OnTimer::Move(CallState::Terminated, Reason::Terminated)),
+            // A BYE or CANCEL ends within 64*T1 (Timer F, not scaled); this is only a backstop.
+            CallState::Terminating => (Some(tokio::time::Instant::now() + TERMINATING_LIMIT), OnTimer::Finish),
         };
         let sleep = async {
             match timer {
@@ -723,6 +762,7 @@ async fn own_call(engine: Arc<CallEngine>, id: String, mut state: watch::Receive
                     }
                 }
                 OnTimer::Move(to, reason) => { engine.device_transition(&id, to, reason); }
+                OnTimer::Finish => engine.finish_ending(&id),
             },
         }
     }
@@ -787,6 +827,8 @@ mod tests {
         engine.reject(&other).expect("reject");
         assert_eq!(engine.status(&other).map(|s| s.call_state_reason), Some(Reason::Denied));
         engine.terminate(&id).expect("terminate");
+        // The signalling's BYE is answered.
+        assert!(engine.transition(&id, CallState::Terminated, Reason::Terminated));
         assert_eq!(
             reasons(&bus),
             [
@@ -801,6 +843,30 @@ mod tests {
                 "State=Idle"
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sip_call_the_device_ends_is_terminating_until_its_bye_is_answered() {
+        let (engine, bus) = engine();
+        let call = NewCall::new(Direction::Incoming, CallType::Sip, "sip:a@b", CallState::Calling, Reason::Initiated);
+        let (first, second) = (engine.create(call).expect("created"), engine.create(call).expect("created"));
+        for id in [&first, &second] {
+            engine.answer(id).expect("answer");
+            engine.terminate(id).expect("terminate");
+        }
+        let status = |id: &str| engine.status(id).map(|s| (s.call_state, s.call_state_reason));
+        assert_eq!(status(&first), Some((CallState::Terminating, Reason::AcceptedByDevice)), "no reason of its own");
+        let before = reasons(&bus);
+        assert!(!before.iter().any(|e| e.contains("Terminated")), "no StateChange while ending: {before:?}");
+        let last_state = before.iter().rev().find(|e| e.starts_with("State="));
+        assert_eq!(last_state.map(String::as_str), Some("State=Active"), "the device stays Active meanwhile");
+        // The signalling reports the first BYE answered.
+        assert!(engine.transition(&first, CallState::Terminated, Reason::Terminated));
+        assert_eq!(status(&first), Some((CallState::Terminated, Reason::Terminated)));
+        assert_eq!(reasons(&bus)[before.len()..], ["StateChange=Terminated"], "still Active: one call is ending");
+        // The second BYE is never answered: past Timer F the call ends anyway, with its reason.
+        tokio::time::sleep(TERMINATING_LIMIT + Duration::from_secs(1)).await;
+        assert_eq!(reasons(&bus)[before.len()..], ["StateChange=Terminated", "StateChange=Terminated", "State=Idle"]);
     }
 
     #[tokio::test]
@@ -851,10 +917,11 @@ mod tests {
         let s = engine.status(&busy).expect("busy call");
         assert_eq!((s.call_state, s.call_state_reason), (CallState::Terminated, Reason::Busy));
         assert!(s.stop_time.is_some());
-        // MaxCallDuration 5 s at time scale 1000 is 5 ms.
+        // MaxCallDuration 5 s at time scale 1000 is 5 ms; then the BYE goes out.
         tokio::time::sleep(Duration::from_millis(10)).await;
         let s = engine.status(&sip).expect("sip call");
-        assert_eq!((s.call_state, s.call_state_reason), (CallState::Terminated, Reason::Terminated));
+        assert_eq!(s.call_state, CallState::Terminating);
+        assert!(engine.transition(&sip, CallState::Terminated, Reason::Terminated));
     }
 
     #[tokio::test(start_paused = true)]

@@ -58,6 +58,15 @@ impl Reason {
 }
 
 impl CallState {
+    /// Idle < Calling < Active, for the device's aggregate state.
+    pub fn rank(self) -> u8 {
+        match self {
+            CallState::Idle | CallState::Terminated => 0,
+            CallState::Calling | CallState::Terminating => 1,
+            CallState::Active => 2,
+        }
+    }
+
     /// The state as the event data writes it.
     pub fn as_str(self) -> &'static str {
         match self {

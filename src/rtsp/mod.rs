@@ -40,10 +40,10 @@ use crate::events::{Event, EventBus};
 use crate::listener::next_admitted;
 use crate::media::{tone_second, SAMPLE_RATE};
 use crate::rtp::RtpHeader;
-use crate::video::{spawn_stream, EncodedPicture, Overlay};
+use crate::video::{spawn_stream, EncodedPicture, Overlay, VideoCodec};
 use message::{parse, response, Parsed, RtspRequest};
 use metadata::{metadata_xml, Operation};
-use stream::{StreamSpec, TrackKind, BACKCHANNEL, H264_PAYLOAD_TYPE, METADATA_PAYLOAD_TYPE, PCMU_PAYLOAD_TYPE};
+use stream::{StreamSpec, TrackKind, BACKCHANNEL, METADATA_PAYLOAD_TYPE, PCMU_PAYLOAD_TYPE};
 
 /// The path of the media stream.
 pub const STREAM_PATH: &str = "/axis-media/media.amp";
@@ -301,7 +301,7 @@ impl Connection {
         match r.method.as_str() {
             "DESCRIBE" => {
                 let tracks = spec.tracks(r.header("Require").is_some());
-                let h264 = match spec.video {
+                let h264 = match spec.video.filter(|v| v.codec == VideoCodec::H264) {
                     Some(format) => {
                         let sets =
                             tokio::task::spawn_blocking(move || crate::video::h264::parameter_sets(format)).await;
@@ -449,19 +449,17 @@ impl Connection {
     }
 
     async fn send_picture(&mut self, picture: &EncodedPicture) -> std::io::Result<()> {
-        let count = picture.payloads.len();
+        let video =
+            self.session.as_ref().and_then(|s| s.tracks.iter().find(|(_, t)| matches!(t.kind, TrackKind::Video(_))));
+        let Some(kind @ TrackKind::Video(format)) = video.map(|(_, t)| t.kind) else { return Ok(()) };
+        let (count, payload_type) = (picture.payloads.len(), stream::video_payload_type(format.codec));
         let packets: Vec<_> = picture
             .payloads
             .iter()
             .enumerate()
-            .map(|(i, p)| (i + 1 == count, H264_PAYLOAD_TYPE, Some(picture.at), p.as_slice()))
+            .map(|(i, p)| (i + 1 == count, payload_type, Some(picture.at), p.as_slice()))
             .collect();
-        let video =
-            self.session.as_ref().and_then(|s| s.tracks.iter().find(|(_, t)| matches!(t.kind, TrackKind::Video(_))));
-        match video.map(|(_, t)| t.kind) {
-            Some(kind) => self.send(kind, &packets).await,
-            None => Ok(()),
-        }
+        self.send(kind, &packets).await
     }
 
     /// The video thread ended (its encoder failed): the session goes on without video.

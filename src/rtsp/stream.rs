@@ -1,12 +1,12 @@
 //! What an `axis-media/media.amp` URL asks for, and the SDP that describes it.
 //!
 //! Parameters as Axis devices read them: `video=0|1` and `audio=0|1` (both on unless turned
-//! off), `event=on|off` (off unless on), `videocodec=h264` (the only codec served: `jpeg` is
-//! refused rather than silently answered with H.264), `resolution=WxH`, `fps=N`. Others Axis
-//! knows (`compression`, `camera`, ...) are accepted and ignored. Tracks are numbered from 1 in
+//! off), `event=on|off` (off unless on), `videocodec=h264|jpeg` (H.264 unless it says jpeg),
+//! `resolution=WxH` (sides multiples of 8 for JPEG), `fps=N`. Others Axis knows
+//! (`compression`, `camera`, ...) are accepted and ignored. Tracks are numbered from 1 in
 //! the order video, audio, metadata, then the ONVIF back channel when the client asks for it.
 
-use crate::video::h264::VideoFormat;
+use crate::video::{jpeg, VideoCodec, VideoFormat};
 
 /// Payload type of H.264 video.
 pub const H264_PAYLOAD_TYPE: u8 = 96;
@@ -16,6 +16,14 @@ pub const METADATA_PAYLOAD_TYPE: u8 = 98;
 pub const PCMU_PAYLOAD_TYPE: u8 = 0;
 /// The ONVIF option that asks for an audio back channel (ONVIF Streaming spec, 5.3).
 pub const BACKCHANNEL: &str = "www.onvif.org/ver20/backchannel";
+
+/// The RTP payload type of video coded with `codec`.
+pub fn video_payload_type(codec: VideoCodec) -> u8 {
+    match codec {
+        VideoCodec::H264 => H264_PAYLOAD_TYPE,
+        VideoCodec::Jpeg => jpeg::PAYLOAD_TYPE,
+    }
+}
 
 /// Widest and tallest picture served.
 const MAX_SIZE: (u16, u16) = (1920, 1080);
@@ -73,12 +81,23 @@ impl StreamSpec {
                 "video" => spec.video = switch()?.then_some(format),
                 "audio" => spec.audio = switch()?,
                 "event" => spec.events = switch()?,
-                "videocodec" if value.eq_ignore_ascii_case("h264") => {}
-                "videocodec" => return Err(format!("videocodec={value} is not served; use videocodec=h264")),
+                "videocodec" => {
+                    format.codec = match value.to_ascii_lowercase().as_str() {
+                        "h264" => VideoCodec::H264,
+                        "jpeg" | "mjpeg" => VideoCodec::Jpeg,
+                        other => return Err(format!("videocodec={other} is not served; use h264 or jpeg")),
+                    }
+                }
                 "resolution" => (format.width, format.height) = resolution(&value)?,
                 "fps" => format.fps = fps(&value)?,
                 _ => {}
             }
+        }
+        if format.codec == VideoCodec::Jpeg && (!format.width.is_multiple_of(8) || !format.height.is_multiple_of(8)) {
+            return Err(format!(
+                "resolution={}x{} does not suit videocodec=jpeg: both sides must be multiples of 8",
+                format.width, format.height
+            ));
         }
         spec.video = spec.video.map(|_| format);
         if spec.video.is_none() && !spec.audio && !spec.events {
@@ -142,11 +161,17 @@ pub fn sdp(host: &str, base: &str, query: &str, tracks: &[TrackKind], h264: Opti
     for (i, track) in tracks.iter().enumerate() {
         let media = match track {
             TrackKind::Video(format) => {
-                let (sprop, profile) = h264.map(|(s, p)| (s.as_str(), p.as_str())).unwrap_or_default();
+                let coding = match (format.codec, h264) {
+                    (VideoCodec::H264, Some((sprop, profile))) => format!(
+                        "a=rtpmap:{H264_PAYLOAD_TYPE} H264/90000\r\na=fmtp:{H264_PAYLOAD_TYPE} packetization-mode=1;\
+                         profile-level-id={profile};sprop-parameter-sets={sprop}\r\n"
+                    ),
+                    (VideoCodec::H264, None) => format!("a=rtpmap:{H264_PAYLOAD_TYPE} H264/90000\r\n"),
+                    (VideoCodec::Jpeg, _) => format!("a=rtpmap:{} JPEG/90000\r\n", jpeg::PAYLOAD_TYPE),
+                };
+                let pt = video_payload_type(format.codec);
                 format!(
-                    "m=video 0 RTP/AVP {H264_PAYLOAD_TYPE}\r\nb=AS:1000\r\na=framerate:{}\r\na=framesize:{H264_PAYLOAD_TYPE} {}-{}\r\n\
-                     a=rtpmap:{H264_PAYLOAD_TYPE} H264/90000\r\na=fmtp:{H264_PAYLOAD_TYPE} packetization-mode=1;\
-                     profile-level-id={profile};sprop-parameter-sets={sprop}\r\n",
+                    "m=video 0 RTP/AVP {pt}\r\nb=AS:1000\r\na=framerate:{}\r\na=framesize:{pt} {}-{}\r\n{coding}",
                     format.fps, format.width, format.height
                 )
             }
@@ -170,7 +195,7 @@ mod tests {
     #[test]
     fn defaults_are_h264_640x480_at_15_fps_with_audio() {
         let spec = StreamSpec::from_query("").expect("valid");
-        assert_eq!(spec.video, Some(VideoFormat { width: 640, height: 480, fps: 15 }));
+        assert_eq!(spec.video, Some(VideoFormat::DEFAULT));
         assert!(spec.audio && !spec.events);
         assert_eq!(spec.tracks(false), vec![TrackKind::Video(VideoFormat::DEFAULT), TrackKind::Audio]);
     }
@@ -178,7 +203,7 @@ mod tests {
     #[test]
     fn parameters_shape_the_tracks() {
         let spec = StreamSpec::from_query("videocodec=h264&resolution=320x240&fps=10&audio=0&event=on").expect("valid");
-        let format = VideoFormat { width: 320, height: 240, fps: 10 };
+        let format = VideoFormat { width: 320, height: 240, fps: 10, codec: VideoCodec::H264 };
         assert_eq!(spec.tracks(true), vec![TrackKind::Video(format), TrackKind::Metadata, TrackKind::Backchannel]);
         let events = StreamSpec::from_query("video=0&audio=0&event=on").expect("valid");
         assert_eq!(events.tracks(false), vec![TrackKind::Metadata]);
@@ -188,13 +213,16 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused_with_their_name() {
+        let jpeg = StreamSpec::from_query("videocodec=jpeg&resolution=320x240").expect("valid");
+        assert_eq!(jpeg.video.map(|v| v.codec), Some(VideoCodec::Jpeg));
         for bad in
-            ["videocodec=jpeg", "resolution=641x480", "resolution=big", "resolution=4000x3000", "fps=60", "audio=2"]
+            ["videocodec=mpeg4", "resolution=641x480", "resolution=big", "resolution=4000x3000", "fps=60", "audio=2"]
         {
             let e = StreamSpec::from_query(bad).expect_err(bad);
             assert!(e.contains(bad.split('=').next().unwrap_or_default()), "{bad}: {e}");
         }
         assert!(StreamSpec::from_query("video=0&audio=0").is_err());
+        assert!(StreamSpec::from_query("videocodec=jpeg&resolution=324x240").is_err(), "JPEG sides are multiples of 8");
     }
 
     #[test]

@@ -71,7 +71,13 @@ pub(super) struct Agent {
     pub(super) winding_down: Option<tokio::sync::oneshot::Sender<()>>,
     /// Timers of calls, by Call-ID: at most one of each kind per dialog.
     pub(super) dialog_timers: tokio_util::time::DelayQueue<(String, DialogTimer)>,
+    /// Our BYEs waiting for their answer, by Call-ID: the engine call and the reason it ends
+    /// with (at most [`MAX_BYES_IN_FLIGHT`]).
+    pub(super) byes_in_flight: indexmap::IndexMap<String, (String, Reason)>,
 }
+
+/// Most BYEs followed at once; far above what the call limit lets be in flight within Timer F.
+const MAX_BYES_IN_FLIGHT: usize = 4096;
 
 impl<W: Wire> Wire for Arc<W> {
     fn send_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), transport::SendError> {
@@ -116,6 +122,7 @@ pub fn start(
         registrations: Registrations::default(),
         dialogs: HashMap::new(),
         pending_calls: HashMap::new(),
+        byes_in_flight: indexmap::IndexMap::new(),
         rtp_ports: crate::rtp::session::RtpPorts::default(),
         winding_down: None,
         dialog_timers: tokio_util::time::DelayQueue::new(),
@@ -248,7 +255,14 @@ impl Agent {
                     self.hang_up(&call_id, Reason::Failed);
                 }
             }
-            _ => {} // answers to our BYE, CANCEL, INFO and UPDATE end their transactions
+            // Our BYE answered (or timed out): its call has ended.
+            "BYE" => {
+                let call_id = response.header("Call-ID").unwrap_or_default();
+                if let Some((engine_id, reason)) = self.byes_in_flight.shift_remove(call_id) {
+                    self.engine.transition(&engine_id, CallState::Terminated, reason);
+                }
+            }
+            _ => {} // answers to our CANCEL, INFO and UPDATE end their transactions
         }
     }
 
@@ -305,15 +319,23 @@ impl Agent {
         self.dialogs.iter().find(|(_, d)| d.engine_id == engine_id).map(|(c, _)| c.clone())
     }
 
-    /// Sends BYE in dialog `call_id`, forgets it, and ends its call with `reason`.
+    /// Sends BYE in dialog `call_id` and forgets the dialog; its call is Terminating until the
+    /// BYE is answered or times out, then ends with `reason`.
     pub(super) fn hang_up(&mut self, call_id: &str, reason: Reason) {
         let Some(mut d) = self.dialogs.remove(call_id) else { return };
         let local = self.local();
         let bye = d.request("BYE", &local);
         if let Err(e) = self.transactions.request(d.path, bye) {
             tracing::debug!(error = %e, "BYE not sent");
+            self.engine.transition(&d.engine_id, CallState::Terminated, reason);
+            return;
         }
-        self.engine.transition(&d.engine_id, CallState::Terminated, reason);
+        self.engine.ending(&d.engine_id, reason);
+        if self.byes_in_flight.len() >= MAX_BYES_IN_FLIGHT {
+            // The oldest would have ended by Timer F long ago; the engine's backstop ends it.
+            self.byes_in_flight.shift_remove_index(0);
+        }
+        self.byes_in_flight.insert(call_id.to_owned(), (d.engine_id, reason));
     }
 
     /// The RTP counters of a new call whose socket has `port`, writing to the capture if any.

@@ -18,7 +18,7 @@ use super::message::{SipMessage, StartLine};
 use super::sdp::{self, Direction, Negotiated, Sdes};
 use super::transaction::Key;
 use super::transport::Path;
-use crate::calls::{CallEngine, MediaCounters};
+use crate::calls::{CallEngine, MediaCounters, Reason};
 use crate::dtmf::CallDtmf;
 use crate::model::SipAccount;
 use crate::rtp::session::{MediaPlan, RtpSession};
@@ -31,8 +31,8 @@ pub(super) enum Phase {
     Ringing,
     /// Outgoing, waiting for the final answer.
     Calling,
-    /// Outgoing, CANCEL sent, waiting for the final answer.
-    Cancelling,
+    /// Outgoing, CANCEL sent (the call ending for this reason), waiting for the final answer.
+    Cancelling(Reason),
     /// Incoming, 200 sent, waiting for the ACK.
     Answered,
     /// The dialog is up.
@@ -115,6 +115,8 @@ pub(super) struct Dialog {
     pub(super) reliable: Option<super::reliable::Reliable>,
     /// The session timer (RFC 4028) of the call, and its pending refresh or expiry.
     pub(super) session: Option<(SessionTimer, Option<delay_queue::Key>)>,
+    /// The `RSeq` of the latest reliable provisional response we PRACKed (outgoing calls).
+    pub(super) acknowledged_rseq: Option<u32>,
 }
 
 impl Dialog {
@@ -173,14 +175,21 @@ impl Dialog {
         let StartLine::Request { uri, .. } = &self.invite.start else { return None };
         let user = if account.authentication_id.is_empty() { &account.user_id } else { &account.authentication_id };
         let (header, value) = digest::answer(response, "INVITE", uri, user, &account.password)?;
+        Some(self.invite_again(local, &[(header, value)]))
+    }
+
+    /// Our INVITE again with a new branch and CSeq and `headers` set.
+    pub(super) fn invite_again(&mut self, local: &Local, headers: &[(&str, String)]) -> SipMessage {
         let mut invite = self.invite.clone();
         let cseq = self.next_cseq;
         self.next_cseq += 1;
         invite.set_header("CSeq", CSeq::new(cseq, "INVITE").to_string());
         invite.headers.retain(|(n, _)| n != "Via");
         invite.headers.insert(0, ("Via".to_owned(), local.via(self.path.kind).to_string()));
-        invite.set_header(header, value);
-        Some(invite)
+        for (name, value) in headers {
+            invite.set_header(name, value.clone());
+        }
+        invite
     }
 
     /// Starts the RTP of an answered call and tells the engine its codec and counters.

@@ -14,6 +14,7 @@ use super::dialog::{Dialog, Media, Phase, Side};
 use super::headers::{NameAddr, Uri};
 use super::message::{SipMessage, StartLine};
 use super::sdp::{self, Direction};
+use super::session_timer;
 use super::transport::{Kind, Path};
 use crate::calls::{CallState, Reason};
 use crate::model::sip_account::Transport;
@@ -156,10 +157,15 @@ impl Agent {
             auth_tried: false,
             reliable: None,
             session: None,
+            acknowledged_rseq: None,
         };
         let mut invite = d.request("INVITE", &local);
         invite.set_header("Contact", local.contact(&account.user_id, path.kind).to_string());
         invite.set_header("Allow", ALLOW);
+        // Reliable provisional responses and session timers are taken when the callee uses them.
+        invite.set_header("Supported", "100rel, timer");
+        invite.set_header("Session-Expires", session_timer::OFFERED_INTERVAL.to_string());
+        invite.set_header("Min-SE", session_timer::MIN_SE.to_string());
         invite.set_header("Content-Type", "application/sdp");
         invite.body = Bytes::from(d.media.sdp(&local));
         d.invite = invite.clone();
@@ -179,6 +185,7 @@ impl Agent {
             return; // an answer to an INVITE we already replaced
         }
         match code {
+            100..=199 if d.phase == Phase::Calling => self.on_provisional(&call_id, response),
             100..=199 => {}
             200..=299 => {
                 if let Some(to) = response.header("To").and_then(|t| NameAddr::parse(t).ok()) {
@@ -206,6 +213,7 @@ impl Agent {
                                 sdp::negotiate(a, &codecs).map(|n| (n, std::net::SocketAddr::new(a.address, a.port)));
                         }
                         d.phase = Phase::Confirmed;
+                        d.session = session_timer::answered(response).map(|t| (t, None));
                         // Our offer's key: the peer's key in its answer makes the call SRTP; no
                         // key falls back to plain RTP unless SRTP was mandatory (RTP/SAVP).
                         match (d.media.sdes, answer.as_ref().and_then(sdp::RemoteAudio::usable_key)) {
@@ -221,10 +229,24 @@ impl Agent {
                             rtp.set_sending(a.port != 0 && a.direction.peer_receives());
                         }
                         self.engine.transition(&d.engine_id, CallState::Active, Reason::AcceptedByRemote);
+                        self.schedule_session(&call_id);
                     }
                     // The answer crossed our CANCEL: the call is over, end the dialog it made.
-                    Phase::Cancelling => self.hang_up(&call_id, Reason::Terminated),
+                    Phase::Cancelling(reason) => self.hang_up(&call_id, reason),
                     _ => {} // a retransmitted 2xx: ACKed again above
+                }
+            }
+            // The callee or a proxy wants a longer session interval (RFC 4028 section 7.3).
+            422 if d.phase == Phase::Calling => {
+                let asked = session_timer::min_se(response).filter(|m| *m > offered_interval(&d.invite));
+                let Some(min_se) = asked else { return self.fail(&call_id, Reason::Failed) };
+                let invite =
+                    d.invite_again(&local, &[("Session-Expires", min_se.to_string()), ("Min-SE", min_se.to_string())]);
+                d.invite = invite.clone();
+                let path = d.path;
+                if let Err(e) = self.transactions.request(path, invite) {
+                    tracing::info!(error = %e, "INVITE with a longer session interval not sent");
+                    self.fail(&call_id, Reason::Failed);
                 }
             }
             401 | 407 if !d.auth_tried && d.phase == Phase::Calling => match d.authorized_invite(response, &local) {
@@ -249,35 +271,78 @@ impl Agent {
         }
     }
 
+    /// A provisional answer to our INVITE: the early dialog learns the callee's tag, Contact and
+    /// route; a reliable one (RFC 3262) is acknowledged with PRACK, once per `RSeq`.
+    fn on_provisional(&mut self, call_id: &str, response: &SipMessage) {
+        let local = self.local();
+        let Some(d) = self.dialogs.get_mut(call_id) else { return };
+        let to = response.header("To").and_then(|t| NameAddr::parse(t).ok()).filter(|t| t.tag().is_some());
+        let Some(to) = to else { return }; // a 100 Trying or an 18x outside any early dialog
+        d.remote = to;
+        if let Some(contact) = response.header("Contact").and_then(|c| NameAddr::parse(c).ok()) {
+            d.remote_target = contact.uri;
+        }
+        let mut route: Vec<NameAddr> =
+            response.header_values("Record-Route").iter().filter_map(|r| NameAddr::parse(r).ok()).collect();
+        if !route.is_empty() {
+            route.reverse();
+            d.route = route;
+        }
+        let reliable = response.header_values("Require").iter().any(|o| o.eq_ignore_ascii_case("100rel"));
+        let rseq = response.header("RSeq").and_then(|r| r.trim().parse::<u32>().ok());
+        let (true, Some(rseq), Some((cseq, _))) = (reliable, rseq, response.cseq()) else { return };
+        if d.acknowledged_rseq.is_some_and(|last| rseq <= last) {
+            return; // a retransmission: our PRACK for it is on its way
+        }
+        d.acknowledged_rseq = Some(rseq);
+        let mut prack = d.request("PRACK", &local);
+        prack.set_header("RAck", format!("{rseq} {cseq} INVITE"));
+        if let Err(e) = self.transactions.request(d.path, prack) {
+            tracing::debug!(error = %e, "PRACK not sent");
+        }
+    }
+
     /// Ends outgoing dialog `call_id` with `reason` (a no-op for the engine if the call already
     /// ended).
     fn fail(&mut self, call_id: &str, reason: Reason) {
         if let Some(d) = self.dialogs.remove(call_id) {
+            // A cancelled call ends for the reason it was cancelled, whatever the answer says.
+            let reason = if let Phase::Cancelling(why) = d.phase { why } else { reason };
             self.engine.transition(&d.engine_id, CallState::Terminated, reason);
         }
     }
 
     /// The engine ends call `id`: decline while ringing, CANCEL while calling, BYE when up.
+    /// A call Terminating meanwhile ends when its CANCEL's INVITE or its BYE is answered (or
+    /// times out); with nothing to send it ends at once.
     pub(super) fn end(&mut self, id: &str, reason: Reason) {
-        if self.pending_calls.remove(id).is_some() {
-            return; // no INVITE left yet
-        }
-        let Some(call_id) = self.dialog_of(id) else { return };
+        let pending = self.pending_calls.remove(id).is_some();
+        let Some(call_id) = self.dialog_of(id).filter(|_| !pending) else {
+            // No INVITE went out yet, or no dialog is left: nothing is on the wire.
+            self.engine.transition(id, CallState::Terminated, reason);
+            return;
+        };
         let Some(phase) = self.dialogs.get(&call_id).map(|d| d.phase) else { return };
         match phase {
             Phase::Ringing => self.decline(&call_id, reason),
             Phase::Calling => {
                 let Some(d) = self.dialogs.get_mut(&call_id) else { return };
                 // CANCEL the INVITE; the dialog stays for the final answer that follows.
-                d.phase = Phase::Cancelling;
+                d.phase = Phase::Cancelling(reason);
                 let (cancel, path) = (d.cancel(), d.path);
                 if let Err(e) = self.transactions.request(path, cancel) {
                     tracing::debug!(error = %e, "CANCEL not sent");
                     self.dialogs.remove(&call_id);
+                    self.engine.transition(id, CallState::Terminated, reason);
                 }
             }
-            Phase::Cancelling => {}
+            Phase::Cancelling(_) => {}
             Phase::Answered | Phase::Confirmed => self.hang_up(&call_id, reason),
         }
     }
+}
+
+/// The session interval `invite` asks for (0 when it asks for none).
+fn offered_interval(invite: &SipMessage) -> u32 {
+    invite.header("Session-Expires").and_then(|v| v.split(';').next()?.trim().parse().ok()).unwrap_or(0)
 }

@@ -18,7 +18,7 @@ use super::headers::{NameAddr, Uri};
 use super::message::SipMessage;
 use super::reliable;
 use super::sdp::{self, Direction};
-use super::session_timer::{self, Asked, Refresher};
+use super::session_timer::{self, Asked};
 use super::transaction::Key;
 use super::transport::{Kind, Path};
 use crate::calls::{CallState, Reason};
@@ -206,6 +206,7 @@ impl Agent {
             auth_tried: false,
             reliable,
             session: session_timer,
+            acknowledged_rseq: None,
         };
         self.dialogs.insert(call_id.clone(), dialog);
         self.schedule_reliable(&call_id);
@@ -339,11 +340,11 @@ impl Agent {
         let Some(d) = self.dialogs.get_mut(call_id) else { return };
         let Some((timer, pending)) = d.session.as_mut() else { return };
         *pending = None;
-        if timer.refresher == Refresher::Uac {
-            tracing::info!(call = %d.engine_id, "session expired: the caller stopped refreshing it");
+        if !timer.device_refreshes {
+            tracing::info!(call = %d.engine_id, "session expired: the peer stopped refreshing it");
             return self.hang_up(call_id, Reason::Failed);
         }
-        let header = timer.header();
+        let header = timer.refresh_header();
         let mut update = d.request("UPDATE", &local);
         update.set_header("Session-Expires", header);
         update.set_header("Supported", "timer");

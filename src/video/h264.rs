@@ -10,27 +10,12 @@ use openh264::formats::YUVSlices;
 use openh264::{OpenH264API, Timestamp};
 
 use super::pattern::Picture;
+use super::VideoFormat;
 
 /// NAL unit type of a sequence parameter set.
 const NAL_SPS: u8 = 7;
 /// NAL unit type of a picture parameter set.
 const NAL_PPS: u8 = 8;
-
-/// Size and rate of a video stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VideoFormat {
-    /// Width in pixels (even).
-    pub width: u16,
-    /// Height in pixels (even).
-    pub height: u16,
-    /// Pictures a second.
-    pub fps: u8,
-}
-
-impl VideoFormat {
-    /// What a stream sends unless its URL says otherwise: 640x480 at 15 fps.
-    pub const DEFAULT: VideoFormat = VideoFormat { width: 640, height: 480, fps: 15 };
-}
 
 /// The NAL units of one encoded picture, without start codes.
 #[derive(Debug, Clone, Default)]
@@ -117,10 +102,11 @@ pub fn parameter_sets(format: VideoFormat) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::video::VideoCodec;
 
     #[test]
     fn the_first_picture_is_an_idr_with_parameter_sets_and_idrs_recur_within_two_seconds() {
-        let format = VideoFormat { width: 320, height: 240, fps: 10 };
+        let format = VideoFormat { width: 320, height: 240, fps: 10, codec: VideoCodec::H264 };
         let mut encoder = H264Encoder::new(format).expect("encoder");
         let mut keyframes = Vec::new();
         for n in 0..45u64 {
@@ -143,7 +129,8 @@ mod tests {
 
     #[test]
     fn a_picture_of_another_size_is_refused() {
-        let mut encoder = H264Encoder::new(VideoFormat { width: 320, height: 240, fps: 10 }).expect("encoder");
+        let mut encoder = H264Encoder::new(VideoFormat { width: 320, height: 240, fps: 10, codec: VideoCodec::H264 })
+            .expect("encoder");
         assert!(encoder.encode(&Picture::test_pattern(160, 120, 0, &[]), 0).is_err());
     }
 }

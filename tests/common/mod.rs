@@ -609,6 +609,30 @@ pub(crate) async fn sipp_at(target: &str, transport: &str, how: &[&str]) -> (boo
     (out.status.success(), text)
 }
 
+/// Starts a sipp callee on a free port with `how`; returns its port and the running task.
+/// Returns once sipp listens (over TCP when `how` has `-t t1`).
+pub(crate) async fn callee(how: Vec<String>) -> (u16, tokio::task::JoinHandle<(bool, String)>) {
+    let port = free_port();
+    let tcp = how.windows(2).any(|w| w[0] == "-t" && w[1] == "t1");
+    let task = tokio::spawn(async move {
+        let mut args =
+            vec!["-i".to_owned(), "127.0.0.1".into(), "-p".into(), port.to_string(), "-m".into(), "1".into()];
+        args.extend(["-nostdin".to_owned(), "-timeout".into(), "20s".into(), "-timeout_error".into()]);
+        args.extend(how);
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("sipp").args(&args).current_dir(std::env::temp_dir()).output().expect("sipp")
+        })
+        .await
+        .expect("sipp thread");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    });
+    wait_listening(port, tcp).await;
+    (port, task)
+}
+
 /// A SIP port whose next port (where TLS goes) is free too, for UDP and TCP.
 pub(crate) fn free_sip_ports() -> u16 {
     loop {
