@@ -420,6 +420,7 @@ async fn service_capabilities_and_supported_lists() {
     let d = Doorsim::start_on_own_address(&[]);
     let c = d.ok("GetServiceCapabilities", json!({})).await["Capabilities"].clone();
     assert_eq!((c["SIP"].clone(), c["DTMF"].clone(), c["AudioCodec"].clone()), (json!(true), json!(true), json!(true)));
+    assert_eq!(c["MediaEncryption"], true, "SRTP is done (SDES over TLS)");
     let modes = d.ok("GetSupportedMediaEncryptionModes", json!({})).await;
     assert_eq!(modes, json!({"MediaEncryption": ["None", "SRTPBestEffort", "SRTPMandatory"]}));
     for cmd in ["GetSupportedSIPAccountAttributes", "GetSupportedSIPConfigurationAttributes"] {
