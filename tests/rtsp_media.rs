@@ -316,3 +316,25 @@ impl RtspClient {
         assert_eq!(self.request("PLAY", query, &[]).await.0, 200);
     }
 }
+
+#[tokio::test]
+async fn a_device_encodes_at_most_sixteen_video_streams_and_the_next_play_gets_453() {
+    let d = Doorsim::start(&[]);
+    let small = "?resolution=160x90&fps=1&audio=0";
+    let mut playing = Vec::new();
+    for _ in 0..16 {
+        let mut rtsp = RtspClient::connect(&d).await;
+        rtsp.play_interleaved(small, 1).await;
+        playing.push(rtsp);
+    }
+    assert_eq!(d.state().await["Streams"]["VideoFromDevice"], 16);
+    let mut one_more = RtspClient::connect(&d).await;
+    assert_eq!(one_more.request("DESCRIBE", small, &[]).await.0, 200);
+    let transport = [("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")];
+    assert_eq!(one_more.request("SETUP", &format!("/trackID=1{small}"), &transport).await.0, 200);
+    assert_eq!(one_more.request("PLAY", small, &[]).await.0, 453, "Not Enough Bandwidth");
+    // A stream that ends frees its slot.
+    drop(playing.pop());
+    wait_for("a slot is free again", async || d.state().await["Streams"]["VideoFromDevice"] == 15).await;
+    assert_eq!(one_more.request("PLAY", small, &[]).await.0, 200);
+}
