@@ -5,8 +5,9 @@
 //! 2. doorsim answering at once (`--auto-answer 0 --max-calls 100000`): every call is a real
 //!    call, with its RTP session set up and its events emitted.
 //!
-//! For each, the highest rate at which every call of a run succeeds, over UDP and over TCP
-//! (`-t t1`). Each step runs `SIP_BENCH_SECONDS` (default 3) seconds of calls.
+//! For each, the highest rate at which every call of a run succeeds and the run keeps the rate
+//! (its calls made within 10 % more than their time), over UDP and over TCP (`-t t1`). Each
+//! step runs `SIP_BENCH_SECONDS` (default 3) seconds of calls.
 //!
 //! Then memory per call: doorsim's RSS after a warm-up, and again after `SIP_BENCH_CALLS`
 //! (default 100,000) more calls at 1,500 calls/s, each time once the finished transactions have
@@ -23,7 +24,10 @@ use std::time::Duration;
 use common::{free_port, rss_kib, Running};
 
 /// Call rates tried, in calls per second.
-const RATES: &[u32] = &[250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000, 20000];
+const RATES: &[u32] = &[
+    250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 11000, 12000, 13500, 15000, 16000,
+    17500, 20000, 25000, 30000, 35000, 40000, 50000,
+];
 
 /// What answers the calls.
 enum Callee {
@@ -71,6 +75,12 @@ fn start(callee: &Callee, transport: &str) -> (Running, u16) {
 
 /// sipp's UAC making `total` calls at `rate` per second to `port`; whether every call succeeded.
 fn calls(port: u16, transport: &str, rate: u32, total: u32) -> bool {
+    calls_timed(port, transport, rate, total).0
+}
+
+/// As [`calls`], with how long the run took.
+fn calls_timed(port: u16, transport: &str, rate: u32, total: u32) -> (bool, Duration) {
+    let started = std::time::Instant::now();
     let status = Command::new("sipp")
         .arg(format!("127.0.0.1:{port}"))
         .args(["-sn", "uac", "-i", "127.0.0.1", "-p", &free_port().to_string(), "-t", transport])
@@ -81,15 +91,20 @@ fn calls(port: u16, transport: &str, rate: u32, total: u32) -> bool {
         .stderr(Stdio::null())
         .status()
         .expect("sipp");
-    status.success()
+    (status.success(), started.elapsed())
 }
 
-/// The highest rate of [`RATES`] at which a run of `seconds` has no failed call (0: none).
+/// The highest rate of [`RATES`] kept for a run of `seconds` with no failed call (0: none).
+/// Kept means the run's calls were made within a tenth more than `seconds` (plus a second for
+/// sipp to start and finish): a caller or callee that cannot keep up makes the run longer
+/// without failing a call, and must not count as keeping the rate.
 fn highest_clean_rate(callee: &Callee, transport: &str, seconds: u32) -> u32 {
     let (running, port) = start(callee, transport);
+    let allowed = Duration::from_secs(u64::from(seconds)).mul_f64(1.1) + Duration::from_secs(1);
     let mut best = 0;
     for &rate in RATES {
-        if !calls(port, transport, rate, rate * seconds) {
+        let (clean, took) = calls_timed(port, transport, rate, rate * seconds);
+        if !clean || took > allowed {
             break;
         }
         best = rate;
