@@ -7,12 +7,12 @@
 //! that holds its timers (answer timeout, maximum duration, retention after it ended) and
 //! follows its state through a `watch` channel.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use indexmap::IndexMap;
 use thiserror::Error;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -172,11 +172,101 @@ struct Entry {
     ending: Option<Reason>,
 }
 
-#[derive(Debug)]
+/// The calls, in the order they were made, with how many are in each state: the call limit,
+/// the device state and the retention cap are read from the counts and an index, not by walking
+/// the calls (hundreds are retained, and a load test makes thousands a second).
+#[derive(Debug, Default)]
 struct Registry {
-    calls: IndexMap<String, Entry>,
+    /// By creation number: the order GetCallStatuses lists them in.
+    calls: BTreeMap<u64, Entry>,
+    /// Each call's creation number, by its id.
+    numbers: HashMap<String, u64>,
+    /// The creation numbers of the Terminated calls.
+    terminated: BTreeSet<u64>,
+    /// Calls in each [`CallState`], by its index.
+    in_state: [usize; CallState::COUNT],
     next_number: u64,
     aggregate: CallState,
+}
+
+impl Registry {
+    /// Adds call number `number`.
+    fn insert(&mut self, number: u64, entry: Entry) {
+        let state = entry.status.call_state;
+        self.in_state[state as usize] += 1;
+        if state == CallState::Terminated {
+            self.terminated.insert(number);
+        }
+        self.numbers.insert(entry.status.call_id.clone(), number);
+        self.calls.insert(number, entry);
+    }
+
+    /// Call `id`.
+    fn get(&self, id: &str) -> Option<&Entry> {
+        self.calls.get(self.numbers.get(id)?)
+    }
+
+    /// Call `id`, to change (its state only through [`Registry::set_state`]).
+    fn get_mut(&mut self, id: &str) -> Option<&mut Entry> {
+        self.calls.get_mut(self.numbers.get(id)?)
+    }
+
+    /// Every call, oldest first.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.calls.values()
+    }
+
+    /// Moves call `id` to `to` (its state watchers see it).
+    fn set_state(&mut self, id: &str, to: CallState) {
+        let Some(&number) = self.numbers.get(id) else { return };
+        let Some(entry) = self.calls.get_mut(&number) else { return };
+        let from = entry.status.call_state;
+        self.in_state[from as usize] -= 1;
+        self.in_state[to as usize] += 1;
+        if to == CallState::Terminated {
+            self.terminated.insert(number);
+        } else if from == CallState::Terminated {
+            self.terminated.remove(&number);
+        }
+        entry.status.call_state = to;
+        entry.state.send_replace(to);
+    }
+
+    /// Calls in `state`.
+    fn count(&self, state: CallState) -> usize {
+        self.in_state[state as usize]
+    }
+
+    /// Calls not yet Terminated.
+    fn in_progress(&self) -> usize {
+        self.calls.len() - self.count(CallState::Terminated)
+    }
+
+    /// Forgets call `id`.
+    fn remove(&mut self, id: &str) {
+        let Some(number) = self.numbers.remove(id) else { return };
+        if let Some(old) = self.calls.remove(&number) {
+            self.in_state[old.status.call_state as usize] -= 1;
+        }
+        self.terminated.remove(&number);
+    }
+
+    /// Forgets every call.
+    fn clear(&mut self) {
+        let next_number = self.next_number;
+        *self = Registry { next_number, aggregate: self.aggregate, ..Registry::default() };
+    }
+
+    /// Keeps at most [`MAX_RETAINED`] terminated calls, forgetting the oldest first.
+    fn forget_oldest_terminated(&mut self) {
+        while self.terminated.len() > MAX_RETAINED {
+            let Some(oldest) = self.terminated.pop_first() else { return };
+            if let Some(old) = self.calls.remove(&oldest) {
+                self.numbers.remove(&old.status.call_id);
+                self.in_state[CallState::Terminated as usize] -= 1;
+            }
+        }
+    }
 }
 
 /// The calls of one device.
@@ -208,7 +298,7 @@ impl CallEngine {
             store,
             bus,
             streams: Arc::new(StreamCounts::default()),
-            registry: Mutex::new(Registry { calls: IndexMap::new(), next_number: 0, aggregate: CallState::Idle }),
+            registry: Mutex::new(Registry::default()),
             shutdown,
             signalling: OnceLock::new(),
             speech: broadcast::Sender::new(SPEECH_BACKLOG),
@@ -285,7 +375,7 @@ impl CallEngine {
         let timeout = Duration::from_secs(sip.calling_timeout.into());
         let call = NewCall::new(Direction::Outgoing, CallType::Sip, to, CallState::Calling, Reason::Initiated);
         let id = self.create(NewCall { answer_timeout: Some(timeout), ..call })?;
-        if let Some(e) = self.lock().calls.get_mut(&id) {
+        if let Some(e) = self.lock().get_mut(&id) {
             e.status.sip_account_id = Some(account.clone());
         }
         signalling.place(&id, to, &account);
@@ -300,7 +390,7 @@ impl CallEngine {
         });
         let (id, state_rx) = {
             let mut reg = self.lock();
-            let in_progress = reg.calls.values().filter(|e| e.status.call_state != CallState::Terminated).count();
+            let in_progress = reg.in_progress();
             // Over the limit an outgoing call is refused; an incoming one is recorded as Busy.
             let (state, reason) = match (in_progress >= self.config.max_calls, direction) {
                 (false, _) => (state, reason),
@@ -309,7 +399,8 @@ impl CallEngine {
                 }
                 (true, Direction::Incoming) => (CallState::Terminated, Reason::Busy),
             };
-            let id = new_call_id(direction, reg.next_number);
+            let number = reg.next_number;
+            let id = new_call_id(direction, number);
             reg.next_number += 1;
             let status = CallStatus {
                 call_id: id.clone(),
@@ -327,8 +418,8 @@ impl CallEngine {
                 sip_account_id: None,
             };
             let (tx, rx) = watch::channel(state);
-            reg.calls.insert(id.clone(), Entry { status, state: tx, vms_kind, media: None, ending: None });
-            forget_oldest_terminated(&mut reg);
+            reg.insert(number, Entry { status, state: tx, vms_kind, media: None, ending: None });
+            reg.forget_oldest_terminated();
             self.announce(&mut reg, &id, reason);
             (id, rx)
         };
@@ -351,8 +442,7 @@ impl CallEngine {
     /// Moves call `id` to `to` for `reason` if that is a legal transition; returns whether it moved.
     pub fn transition(&self, id: &str, to: CallState, reason: Reason) -> bool {
         let mut reg = self.lock();
-        let Some(entry) = reg.calls.get_mut(id) else { return false };
-        let from = entry.status.call_state;
+        let Some(from) = reg.get(id).map(|e| e.status.call_state) else { return false };
         let legal = matches!(
             (from, to),
             (CallState::Calling, CallState::Active | CallState::Terminating | CallState::Terminated)
@@ -362,8 +452,8 @@ impl CallEngine {
         if !legal {
             return false;
         }
-        entry.status.call_state = to;
-        entry.state.send_replace(to);
+        reg.set_state(id, to);
+        let Some(entry) = reg.get_mut(id) else { return false };
         if to == CallState::Terminating {
             // The spec gives no StateChange reason for it: the status shows the state (its
             // reason stays), the event comes when the call is Terminated.
@@ -389,13 +479,13 @@ impl CallEngine {
     /// A call Terminating for longer than any BYE or CANCEL can take ends with the reason it
     /// was ending for.
     fn finish_ending(&self, id: &str) {
-        let reason = self.lock().calls.get(id).and_then(|e| e.ending).unwrap_or(Reason::Terminated);
+        let reason = self.lock().get(id).and_then(|e| e.ending).unwrap_or(Reason::Terminated);
         self.transition(id, CallState::Terminated, reason);
     }
 
     /// Publishes the StateChange of call `id`, then the device's State if it moved.
     fn announce(&self, reg: &mut Registry, id: &str, reason: Reason) {
-        let Some(entry) = reg.calls.get(id) else { return };
+        let Some(entry) = reg.get(id) else { return };
         let s = &entry.status;
         let direction = match s.direction {
             Direction::Incoming => "Incoming",
@@ -420,16 +510,15 @@ impl CallEngine {
                 ("DeviceURI", &s.device_uri),
             ],
         ));
-        let states = reg.calls.values().map(|e| e.status.call_state);
-        let computed = if states.clone().any(|s| s == CallState::Active) {
+        let computed = if reg.count(CallState::Active) > 0 {
             CallState::Active
-        } else if states.clone().any(|s| s == CallState::Calling) {
+        } else if reg.count(CallState::Calling) > 0 {
             CallState::Calling
         } else {
             CallState::Idle
         };
         // A call still Terminating holds the device's state where it was until it has ended.
-        let holding = states.clone().any(|s| s == CallState::Terminating) && computed.rank() < reg.aggregate.rank();
+        let holding = reg.count(CallState::Terminating) > 0 && computed.rank() < reg.aggregate.rank();
         let aggregate = if holding { reg.aggregate } else { computed };
         if aggregate != reg.aggregate {
             reg.aggregate = aggregate;
@@ -440,7 +529,7 @@ impl CallEngine {
     /// A transition the device makes on its own (API, control, timers): the same as
     /// [`CallEngine::transition`], and a SIP call's signalling is told.
     fn device_transition(&self, id: &str, to: CallState, reason: Reason) -> bool {
-        let (is_sip, on_the_wire) = self.lock().calls.get(id).map_or((false, false), |e| {
+        let (is_sip, on_the_wire) = self.lock().get(id).map_or((false, false), |e| {
             let s = &e.status;
             let sip = s.call_type == CallType::Sip;
             // A BYE (call up) or CANCEL (call being placed) will be in flight.
@@ -461,7 +550,7 @@ impl CallEngine {
 
     /// Ends call `id` (TerminateCall): a call that is calling or active becomes Terminated.
     pub fn terminate(&self, id: &str) -> Result<(), CallError> {
-        let state = self.lock().calls.get(id).map(|e| e.status.call_state);
+        let state = self.lock().get(id).map(|e| e.status.call_state);
         match state {
             Some(CallState::Calling | CallState::Active | CallState::Terminating) => {
                 self.device_transition(id, CallState::Terminated, Reason::Terminated);
@@ -506,7 +595,7 @@ impl CallEngine {
         let call = NewCall::new(Direction::Incoming, CallType::Sip, remote, state, reason);
         let id = self.create(NewCall { answer_timeout: Some(ring_for), ..call })?;
         let mut reg = self.lock();
-        if let Some(e) = reg.calls.get_mut(&id) {
+        if let Some(e) = reg.get_mut(&id) {
             e.status.sip_account_id = account.map(str::to_owned);
             if e.status.call_state == CallState::Terminated && !denied {
                 return Err(CallError::Failed("busy".into()));
@@ -534,7 +623,6 @@ impl CallEngine {
     fn active_sip_with_digits(&self, id: &str, digits: &str) -> Result<&Arc<dyn Signalling>, CallError> {
         let active_sip = self
             .lock()
-            .calls
             .get(id)
             .is_some_and(|e| e.status.call_type == CallType::Sip && e.status.call_state == CallState::Active);
         if !active_sip {
@@ -552,7 +640,7 @@ impl CallEngine {
     /// Records the media of a SIP call: its codec, the SIP transport (`UDP`, `TCP`, `TLS`) and
     /// its RTP counters.
     pub fn set_media(&self, id: &str, codec: &str, transport: &str, counters: Arc<MediaCounters>) {
-        if let Some(e) = self.lock().calls.get_mut(id) {
+        if let Some(e) = self.lock().get_mut(id) {
             e.status.audio_codec = Some(codec.to_owned());
             e.media = Some((counters, transport.to_owned()));
         }
@@ -561,13 +649,13 @@ impl CallEngine {
     /// RTP packets (sent, received) and the SIP transport of call `id`, once its media runs.
     pub fn media_counts(&self, id: &str) -> Option<(u64, u64, String)> {
         let reg = self.lock();
-        let (m, transport) = reg.calls.get(id)?.media.as_ref()?;
+        let (m, transport) = reg.get(id)?.media.as_ref()?;
         Some((m.sent.load(Ordering::Relaxed), m.received.load(Ordering::Relaxed), transport.clone()))
     }
 
     fn ringing_incoming(&self, id: &str) -> Result<(), CallError> {
         let reg = self.lock();
-        match reg.calls.get(id) {
+        match reg.get(id) {
             Some(e) if e.status.direction == Direction::Incoming && e.status.call_state == CallState::Calling => Ok(()),
             _ => Err(CallError::NotFound(format!("no ringing incoming call {id:?}"))),
         }
@@ -575,7 +663,7 @@ impl CallEngine {
 
     /// The status of call `id`.
     pub fn status(&self, id: &str) -> Option<CallStatus> {
-        self.lock().calls.get(id).map(|e| e.status.clone())
+        self.lock().get(id).map(|e| e.status.clone())
     }
 
     /// Ends every call (on the wire too: the signalling has carried it out when this returns, or
@@ -583,10 +671,9 @@ impl CallEngine {
     pub async fn reset(&self) {
         let ongoing: Vec<String> = self
             .lock()
-            .calls
-            .iter()
-            .filter(|(_, e)| e.status.call_state != CallState::Terminated)
-            .map(|(id, _)| id.clone())
+            .entries()
+            .filter(|e| e.status.call_state != CallState::Terminated)
+            .map(|e| e.status.call_id.clone())
             .collect();
         for id in ongoing {
             self.device_transition(&id, CallState::Terminated, Reason::Terminated);
@@ -595,7 +682,7 @@ impl CallEngine {
             let _ = tokio::time::timeout(Duration::from_secs(1), s.flushed()).await;
         }
         let mut reg = self.lock();
-        reg.calls.clear(); // each call's task ends with its entry
+        reg.clear(); // each call's task ends with its entry
         reg.next_number = 0;
         if reg.aggregate != CallState::Idle {
             reg.aggregate = CallState::Idle;
@@ -613,16 +700,16 @@ impl CallEngine {
 
     /// Follows call `id`'s state: every change is seen (a `watch`, not the lossy event bus).
     pub fn watch(&self, id: &str) -> Option<watch::Receiver<CallState>> {
-        self.lock().calls.get(id).map(|e| e.state.subscribe())
+        self.lock().get(id).map(|e| e.state.subscribe())
     }
 
     /// The statuses of `ids` (unknown ids skipped), or of every call when `ids` is empty.
     pub fn statuses(&self, ids: &[String]) -> Vec<CallStatus> {
         let reg = self.lock();
         if ids.is_empty() {
-            reg.calls.values().map(|e| e.status.clone()).collect()
+            reg.entries().map(|e| e.status.clone()).collect()
         } else {
-            ids.iter().filter_map(|id| reg.calls.get(id)).map(|e| e.status.clone()).collect()
+            ids.iter().filter_map(|id| reg.get(id)).map(|e| e.status.clone()).collect()
         }
     }
 
@@ -634,8 +721,9 @@ impl CallEngine {
         for kind in StreamKind::ALL {
             let threshold = kind.threshold(&config);
             let reached = threshold > 0 && i64::from(StreamCounts::of(&counts, kind)) >= i64::from(threshold);
-            let held = self.lock().calls.iter().find_map(|(id, e)| {
-                (e.vms_kind == Some(kind) && e.status.call_state != CallState::Terminated).then(|| id.clone())
+            let held = self.lock().entries().find_map(|e| {
+                (e.vms_kind == Some(kind) && e.status.call_state != CallState::Terminated)
+                    .then(|| e.status.call_id.clone())
             });
             match (reached, held) {
                 (true, None) if config.enabled => self.start_vms_call(kind),
@@ -650,15 +738,15 @@ impl CallEngine {
     fn start_vms_call(self: &Arc<Self>, kind: StreamKind) {
         let calling = {
             let mut reg = self.lock();
-            let found = reg.calls.iter_mut().find(|(_, e)| {
+            let found = reg.calls.values_mut().find(|e| {
                 e.status.call_type == CallType::Vms
                     && e.status.direction == Direction::Outgoing
                     && e.status.call_state == CallState::Calling
                     && e.vms_kind.is_none()
             });
-            found.map(|(id, e)| {
+            found.map(|e| {
                 e.vms_kind = Some(kind);
-                id.clone()
+                e.status.call_id.clone()
             })
         };
         let result = match calling {
@@ -683,25 +771,12 @@ impl CallEngine {
     }
 
     fn forget(&self, id: &str) {
-        self.lock().calls.shift_remove(id);
+        self.lock().remove(id);
     }
 }
 
 fn state_event(state: CallState) -> Event {
     Event::new(topics::CALL_STATE, true, &[("Source", SOURCE)], &[("CallState", state.as_str())])
-}
-
-/// Keeps at most [`MAX_RETAINED`] terminated calls, forgetting the oldest first.
-fn forget_oldest_terminated(reg: &mut Registry) {
-    let terminated = reg.calls.values().filter(|e| e.status.call_state == CallState::Terminated).count();
-    if terminated > MAX_RETAINED {
-        let mut excess = terminated - MAX_RETAINED;
-        reg.calls.retain(|_, e| {
-            let drop = excess > 0 && e.status.call_state == CallState::Terminated;
-            excess -= usize::from(drop);
-            !drop
-        });
-    }
 }
 
 /// The timers of one call, in device time (scaled when they start).

@@ -6,9 +6,10 @@ use rand::distributions::{Distribution, Uniform};
 use serde::Serialize;
 
 /// Overall state of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub enum CallState {
     /// No call (only used for the device's aggregate state).
+    #[default]
     Idle,
     /// Initiated, not answered.
     Calling,
@@ -58,6 +59,9 @@ impl Reason {
 }
 
 impl CallState {
+    /// How many states there are (`state as usize` is below it).
+    pub const COUNT: usize = 5;
+
     /// Idle < Calling < Active, for the device's aggregate state.
     pub fn rank(self) -> u8 {
         match self {

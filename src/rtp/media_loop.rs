@@ -34,10 +34,36 @@ pub(super) struct Joining {
     pub(super) inbound: Inbound,
 }
 
+/// Sessions handed to the loop, and whether it must be woken to take them.
+#[derive(Default)]
+struct Handover {
+    /// Sessions handed over since the loop last looked.
+    waiting: Vec<Joining>,
+    /// Where the loop is.
+    loop_is: LoopIs,
+}
+
+/// Where the loop is, for a joining session.
+#[derive(Debug, Clone, Copy, Default)]
+enum LoopIs {
+    /// Running: it takes the waiting sessions before it sleeps again.
+    #[default]
+    Awake,
+    /// Asleep until a session joins.
+    Idle,
+    /// Asleep until its next slot is due.
+    AsleepUntil(Instant),
+}
+
+/// A session joining a running loop is taken at its next slot unless that is further off than
+/// this (the loop skips empty slots); one wake a batch, not one a session, when calls come by
+/// the thousand a second.
+const JOIN_WITHIN: Duration = Duration::from_millis(2);
+
 /// The process's media loop.
 pub struct MediaLoop {
-    /// Sessions handed over since the loop last looked.
-    joining: Mutex<Vec<Joining>>,
+    /// Sessions handed over, and the loop's state for waking it.
+    handover: Mutex<Handover>,
     /// Wakes the loop when a session joins.
     waker: Waker,
     /// How late the slots were visited.
@@ -57,7 +83,7 @@ impl MediaLoop {
                         media.run(poll);
                     }
                 })?;
-                Ok(MediaLoop { joining: Mutex::new(Vec::new()), waker, lateness: Lateness::default() })
+                Ok(MediaLoop { handover: Mutex::default(), waker, lateness: Lateness::default() })
             });
             started.map_err(|e| tracing::error!(error = %e, "cannot start the media loop: no RTP")).ok()
         })
@@ -67,7 +93,18 @@ impl MediaLoop {
     /// Adds a session to the slot with the fewest: its first packet goes out when that slot
     /// next comes round, then one every 20 ms until it is stopped.
     pub(super) fn join(&self, session: Joining) {
-        self.joining.lock().unwrap_or_else(PoisonError::into_inner).push(session);
+        let mut handover = self.handover();
+        handover.waiting.push(session);
+        let wake = match handover.loop_is {
+            LoopIs::Awake => false,
+            LoopIs::Idle => true,
+            LoopIs::AsleepUntil(due) => due > Instant::now() + JOIN_WITHIN,
+        };
+        if !wake {
+            return;
+        }
+        handover.loop_is = LoopIs::Awake; // one wake is enough
+        drop(handover);
         if let Err(e) = self.waker.wake() {
             tracing::warn!(error = %e, "cannot wake the media loop");
         }
@@ -79,6 +116,10 @@ impl MediaLoop {
         Self::get().map(|m| m.lateness.figures()).unwrap_or_default()
     }
 
+    fn handover(&self) -> std::sync::MutexGuard<'_, Handover> {
+        self.handover.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn run(&self, mut poll: Poll) {
         raise_priority();
         let mut events = Events::with_capacity(1024);
@@ -87,7 +128,7 @@ impl MediaLoop {
         let mut buf = vec![0u8; 2048];
         let mut packet = Vec::with_capacity(super::HEADER_LEN + 4 * super::session::FRAME);
         loop {
-            let joined = std::mem::take(&mut *self.joining.lock().unwrap_or_else(PoisonError::into_inner));
+            let joined = std::mem::take(&mut self.handover().waiting);
             if streams.is_empty() && !joined.is_empty() {
                 at = Position { cycle: Instant::now(), slot: 0 };
             }
@@ -95,8 +136,18 @@ impl MediaLoop {
                 streams.add(session, poll.registry());
             }
             // Idle: no tick at all until a session joins.
-            let timeout = (!streams.is_empty()).then(|| at.due().saturating_duration_since(Instant::now()));
-            if let Err(e) = poll.poll(&mut events, timeout) {
+            let due = (!streams.is_empty()).then(|| at.due());
+            {
+                let mut handover = self.handover();
+                if !handover.waiting.is_empty() {
+                    continue; // joined meanwhile, and nobody woke us for it
+                }
+                handover.loop_is = due.map_or(LoopIs::Idle, LoopIs::AsleepUntil);
+            }
+            let timeout = due.map(|due| due.saturating_duration_since(Instant::now()));
+            let polled = poll.poll(&mut events, timeout);
+            self.handover().loop_is = LoopIs::Awake;
+            if let Err(e) = polled {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     tracing::error!(error = %e, "media loop poll failed");
                     std::thread::sleep(PACKET_TIME);

@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::address::{random_token, Local};
 use super::connect::{Connected, Connector, Purpose};
-use super::dialog::Dialog;
+use super::dialog::Dialogs;
 use super::listeners::follow_configuration;
 use super::message::SipMessage;
 use super::message::StartLine;
@@ -62,7 +62,7 @@ pub(super) struct Agent {
     pub(super) connector: Connector,
     pub(super) registrations: Registrations,
     /// Dialogs by SIP Call-ID; bounded by the engine's call limit (a refused call gets none).
-    pub(super) dialogs: HashMap<String, Dialog>,
+    pub(super) dialogs: Dialogs,
     /// Outgoing calls waiting for a path to their next hop: engine id → (target, account).
     pub(super) pending_calls: HashMap<String, (String, String)>,
     /// The RTP ports of new calls.
@@ -120,7 +120,7 @@ pub fn start(
         transactions: Transactions::new(transports),
         connector,
         registrations: Registrations::default(),
-        dialogs: HashMap::new(),
+        dialogs: Dialogs::default(),
         pending_calls: HashMap::new(),
         byes_in_flight: indexmap::IndexMap::new(),
         rtp_ports: crate::rtp::session::RtpPorts::default(),
@@ -272,9 +272,9 @@ impl Agent {
             Outcome::NoAck(key) => {
                 let Some(call_id) = self
                     .dialogs
-                    .iter()
-                    .find(|(_, d)| d.pending_ack.as_ref().is_some_and(|(_, k)| *k == key))
-                    .map(|(c, _)| c.clone())
+                    .values()
+                    .find(|d| d.pending_ack.as_ref().is_some_and(|(_, k)| *k == key))
+                    .map(|d| d.call_id.clone())
                 else {
                     return;
                 };
@@ -316,7 +316,7 @@ impl Agent {
 
     /// The Call-ID of the dialog of engine call `engine_id`.
     pub(super) fn dialog_of(&self, engine_id: &str) -> Option<String> {
-        self.dialogs.iter().find(|(_, d)| d.engine_id == engine_id).map(|(c, _)| c.clone())
+        self.dialogs.call_id_of(engine_id).map(str::to_owned)
     }
 
     /// Sends BYE in dialog `call_id` and forgets the dialog; its call is Terminating until the

@@ -2,6 +2,8 @@
 //! within it: BYE, INFO, the ACK of a 2xx, CANCEL of our INVITE, an INVITE with credentials.
 //! Every header is built from typed values.
 
+use std::collections::HashMap;
+
 use tokio_util::time::delay_queue;
 
 use super::session_timer::SessionTimer;
@@ -79,6 +81,62 @@ impl Media {
     /// Our session description, as of now.
     pub(super) fn sdp(&self, local: &Local) -> String {
         sdp::write(self.session, local.address, self.port, &self.formats, self.direction, self.sdes.as_ref())
+    }
+}
+
+/// The user agent's dialogs by Call-ID, and the dialog of each engine call (found without
+/// walking them all: a load test keeps thousands).
+#[derive(Debug, Default)]
+pub(super) struct Dialogs {
+    by_call_id: HashMap<String, Dialog>,
+    call_id_of: HashMap<String, String>,
+}
+
+impl Dialogs {
+    /// Adds `dialog` under its Call-ID.
+    pub(super) fn insert(&mut self, dialog: Dialog) {
+        self.call_id_of.insert(dialog.engine_id.clone(), dialog.call_id.clone());
+        if let Some(old) = self.by_call_id.insert(dialog.call_id.clone(), dialog) {
+            self.forget_engine_id(&old);
+        }
+    }
+
+    /// Takes dialog `call_id` out.
+    pub(super) fn remove(&mut self, call_id: &str) -> Option<Dialog> {
+        let dialog = self.by_call_id.remove(call_id)?;
+        self.forget_engine_id(&dialog);
+        Some(dialog)
+    }
+
+    fn forget_engine_id(&mut self, dialog: &Dialog) {
+        if self.call_id_of.get(&dialog.engine_id) == Some(&dialog.call_id) {
+            self.call_id_of.remove(&dialog.engine_id);
+        }
+    }
+
+    /// Dialog `call_id`.
+    pub(super) fn get(&self, call_id: &str) -> Option<&Dialog> {
+        self.by_call_id.get(call_id)
+    }
+
+    /// Dialog `call_id`, to change.
+    pub(super) fn get_mut(&mut self, call_id: &str) -> Option<&mut Dialog> {
+        self.by_call_id.get_mut(call_id)
+    }
+
+    /// The Call-ID of engine call `engine_id`'s dialog.
+    pub(super) fn call_id_of(&self, engine_id: &str) -> Option<&str> {
+        self.call_id_of.get(engine_id).map(String::as_str)
+    }
+
+    /// How many dialogs there are.
+    pub(super) fn len(&self) -> usize {
+        self.by_call_id.len()
+    }
+
+    /// Every dialog.
+    pub(super) fn values(&self) -> impl Iterator<Item = &Dialog> {
+        self.by_call_id.values()
     }
 }
 

@@ -170,7 +170,7 @@ impl Agent {
         invite.body = Bytes::from(d.media.sdp(&local));
         d.invite = invite.clone();
         self.transactions.request(path, invite).map_err(PlaceError::NotSent)?;
-        self.dialogs.insert(d.call_id.clone(), d);
+        self.dialogs.insert(d);
         Ok(())
     }
 

@@ -208,7 +208,7 @@ impl Agent {
             session: session_timer,
             acknowledged_rseq: None,
         };
-        self.dialogs.insert(call_id.clone(), dialog);
+        self.dialogs.insert(dialog);
         self.schedule_reliable(&call_id);
     }
 
@@ -396,9 +396,9 @@ impl Agent {
         self.transactions.respond(key, r);
         let ringing = self
             .dialogs
-            .iter()
-            .find(|(_, d)| d.invite_key.as_ref() == Some(&invite_key) && d.phase == Phase::Ringing)
-            .map(|(c, _)| c.clone());
+            .values()
+            .find(|d| d.invite_key.as_ref() == Some(&invite_key) && d.phase == Phase::Ringing)
+            .map(|d| d.call_id.clone());
         if let Some(d) = ringing.and_then(|c| self.dialogs.remove(&c)) {
             let terminated = d.invite.response(487, "Request Terminated", d.local.tag());
             self.transactions.respond(&invite_key, terminated);
