@@ -1,7 +1,7 @@
 //! Hostile clients held: a thousand HTTP clients that trickle a request line do not stop a
 //! normal client from being served (a header read timeout, and a connection limit with room
-//! for new clients); garbage on SIP over TCP and mutated SIP datagrams leave the device
-//! answering OPTIONS.
+//! for new clients), and a trickling client is cut off once its head is 10 s late; garbage on
+//! SIP over TCP and mutated SIP datagrams leave the device answering OPTIONS.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::Doorsim;
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 #[tokio::test]
@@ -30,6 +30,53 @@ async fn a_thousand_slow_clients_do_not_lock_out_a_normal_one() {
         client.post(format!("{}/vapix/call", d.base)).basic_auth("root", Some("pass")).json(&body).send().await;
     assert!(served.is_ok_and(|r| r.status() == 200), "a normal client is served within 1 s beside 1000 slow ones");
     drop(slow);
+}
+
+/// Reads until the server ends the connection; what it sent meanwhile.
+async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the connection was still open 30 s on; it sent {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_request_head_not_complete_in_ten_seconds_ends_the_connection() {
+    let d = Doorsim::start(&[]);
+    let at = d.base.trim_start_matches("http://").to_owned();
+    // A first request served on a keep-alive connection, then the next head trickles.
+    let mut s = TcpStream::connect(&at).await.expect("connect");
+    let body = r#"{"axcall:GetServiceCapabilities":{}}"#;
+    let request = format!(
+        "POST /vapix/call HTTP/1.1\r\nHost: {at}\r\nAuthorization: Basic cm9vdDpwYXNz\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let sent = std::time::Instant::now();
+    s.write_all(request.as_bytes()).await.expect("request");
+    let mut first = [0u8; 16];
+    s.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first[..12], b"HTTP/1.1 200", "the first request is served");
+    s.write_all(b"GET /vapix/call?format=sim").await.expect("a trickle");
+    until_closed(&mut s).await;
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_secs(10),
+        "the next head had 10 s from the end of the first; closed after {waited:?}"
+    );
+    // A connection that never sends a byte is ended the same way.
+    let mut idle = TcpStream::connect(&at).await.expect("connect");
+    assert!(until_closed(&mut idle).await.is_empty(), "nothing is sent to a client that sent nothing");
+    // The server still serves new clients.
+    let mut next = TcpStream::connect(&at).await.expect("connect");
+    next.write_all(request.as_bytes()).await.expect("request");
+    next.read_exact(&mut first).await.expect("an answer");
+    assert_eq!(&first[..12], b"HTTP/1.1 200");
 }
 
 #[tokio::test]
