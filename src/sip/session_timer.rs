@@ -44,7 +44,7 @@ pub enum Asked {
 }
 
 /// A `Session-Expires` value: the interval and the `refresher` parameter, lower-cased.
-fn session_expires(message: &SipMessage) -> Option<(u32, Option<String>)> {
+pub(super) fn session_expires(message: &SipMessage) -> Option<(u32, Option<String>)> {
     let value = message.header("Session-Expires").or_else(|| message.header("x"))?;
     let mut parts = value.split(';').map(str::trim);
     let interval = parts.next()?.parse::<u32>().ok()?;

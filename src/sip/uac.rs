@@ -238,7 +238,8 @@ impl Agent {
             }
             // The callee or a proxy wants a longer session interval (RFC 4028 section 7.3).
             422 if d.phase == Phase::Calling => {
-                let asked = session_timer::min_se(response).filter(|m| *m > offered_interval(&d.invite));
+                let asked = session_timer::min_se(response)
+                    .filter(|m| *m > session_timer::session_expires(&d.invite).map_or(0, |(interval, _)| interval));
                 let Some(min_se) = asked else { return self.fail(&call_id, Reason::Failed) };
                 let invite =
                     d.invite_again(&local, &[("Session-Expires", min_se.to_string()), ("Min-SE", min_se.to_string())]);
@@ -340,9 +341,4 @@ impl Agent {
             Phase::Answered | Phase::Confirmed => self.hang_up(&call_id, reason),
         }
     }
-}
-
-/// The session interval `invite` asks for (0 when it asks for none).
-fn offered_interval(invite: &SipMessage) -> u32 {
-    invite.header("Session-Expires").and_then(|v| v.split(';').next()?.trim().parse().ok()).unwrap_or(0)
 }

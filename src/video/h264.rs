@@ -2,6 +2,9 @@
 //! crate): constrained baseline, one slice a picture, an IDR picture (with SPS and PPS before
 //! it) every two seconds, no skipped pictures.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use base64::Engine as _;
 use openh264::encoder::{
     Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, QpRange, RateControlMode, UsageType,
@@ -83,10 +86,30 @@ fn strip_start_code(nal: &[u8]) -> &[u8] {
     nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1])).unwrap_or(nal)
 }
 
+/// Formats whose parameter sets are remembered; a client asking for more distinct sizes and
+/// rates than this gets them encoded afresh.
+const REMEMBERED_FORMATS: usize = 64;
+
 /// What an SDP says of a stream (RFC 6184 section 8.1): `sprop-parameter-sets` (SPS and PPS in
 /// base64) and `profile-level-id` (hex), taken from the first picture an encoder for `format`
-/// makes (every stream of that format starts with the same sets).
+/// makes (every stream of that format starts with the same sets, so each format's are made once).
 pub fn parameter_sets(format: VideoFormat) -> Result<(String, String), String> {
+    static REMEMBERED: Mutex<Option<HashMap<VideoFormat, (String, String)>>> = Mutex::new(None);
+    let remembered = || REMEMBERED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(sets) = remembered().as_ref().and_then(|m| m.get(&format).cloned()) {
+        return Ok(sets);
+    }
+    let sets = first_parameter_sets(format)?;
+    let mut map = remembered();
+    let map = map.get_or_insert_with(HashMap::new);
+    if map.len() < REMEMBERED_FORMATS {
+        map.insert(format, sets.clone());
+    }
+    Ok(sets)
+}
+
+/// [`parameter_sets`] from a new encoder's first picture.
+fn first_parameter_sets(format: VideoFormat) -> Result<(String, String), String> {
     let mut encoder = H264Encoder::new(format)?;
     let picture = Picture::test_pattern(usize::from(format.width), usize::from(format.height), 0, &[]);
     let unit = encoder.encode(&picture, 0)?;

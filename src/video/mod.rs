@@ -15,7 +15,7 @@ use h264::H264Encoder;
 use pattern::Picture;
 
 /// How pictures are coded on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoCodec {
     /// H.264 (RFC 6184).
     H264,
@@ -24,7 +24,7 @@ pub enum VideoCodec {
 }
 
 /// Size, rate and coding of a video stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VideoFormat {
     /// Width in pixels (even; a multiple of 8 for JPEG).
     pub width: u16,
