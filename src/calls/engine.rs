@@ -887,6 +887,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_oldest_ended_calls_are_forgotten_first_and_the_counts_follow_every_change() {
+        let (engine, _bus) = engine();
+        let new = |state| NewCall::new(Direction::Incoming, CallType::Sip, "sip:a@b", state, Reason::Initiated);
+        let ringing = engine.create(new(CallState::Calling)).expect("created");
+        let ended: Vec<String> = (0..MAX_RETAINED + 10)
+            .map(|_| {
+                let id = engine.create(new(CallState::Calling)).expect("created");
+                assert!(engine.transition(&id, CallState::Terminated, Reason::Terminated));
+                id
+            })
+            .collect();
+        let active = engine.create(new(CallState::Calling)).expect("created");
+        engine.answer(&active).expect("answer");
+        let kept: Vec<String> = engine.statuses(&[]).into_iter().map(|s| s.call_id).collect();
+        // The ringing call is older than every ended one and stays; the ten oldest ended go.
+        let mut expected = vec![ringing.clone()];
+        expected.extend(ended[10..].iter().cloned());
+        expected.push(active.clone());
+        assert_eq!(kept, expected, "calls listed in the order they were made");
+        let reg = engine.lock();
+        for state in [CallState::Calling, CallState::Active, CallState::Terminating, CallState::Terminated] {
+            let counted = reg.entries().filter(|e| e.status.call_state == state).count();
+            assert_eq!(reg.count(state), counted, "{state:?}");
+        }
+        assert_eq!(reg.in_progress(), 2);
+        assert_eq!(reg.aggregate, CallState::Active);
+        drop(reg);
+        engine.forget(&ended[20]);
+        assert_eq!(engine.lock().count(CallState::Terminated), MAX_RETAINED - 1);
+        assert!(engine.status(&ended[20]).is_none());
+    }
+
+    #[tokio::test]
     async fn incoming_calls_are_answered_or_rejected_only_while_ringing() {
         // Incoming ringing calls come from SIP; the engine's part is tested here directly.
         let (engine, bus) = engine();
