@@ -95,10 +95,11 @@ pub(super) struct Dialogs {
 impl Dialogs {
     /// Adds `dialog` under its Call-ID.
     pub(super) fn insert(&mut self, dialog: Dialog) {
-        self.call_id_of.insert(dialog.engine_id.clone(), dialog.call_id.clone());
-        if let Some(old) = self.by_call_id.insert(dialog.call_id.clone(), dialog) {
+        let (engine_id, call_id) = (dialog.engine_id.clone(), dialog.call_id.clone());
+        if let Some(old) = self.by_call_id.insert(call_id.clone(), dialog) {
             self.forget_engine_id(&old);
         }
+        self.call_id_of.insert(engine_id, call_id);
     }
 
     /// Takes dialog `call_id` out.

@@ -3,7 +3,7 @@
 //! it) every two seconds, no skipped pictures.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use base64::Engine as _;
 use openh264::encoder::{
@@ -94,14 +94,13 @@ const REMEMBERED_FORMATS: usize = 64;
 /// base64) and `profile-level-id` (hex), taken from the first picture an encoder for `format`
 /// makes (every stream of that format starts with the same sets, so each format's are made once).
 pub fn parameter_sets(format: VideoFormat) -> Result<(String, String), String> {
-    static REMEMBERED: Mutex<Option<HashMap<VideoFormat, (String, String)>>> = Mutex::new(None);
+    static REMEMBERED: LazyLock<Mutex<HashMap<VideoFormat, (String, String)>>> = LazyLock::new(Mutex::default);
     let remembered = || REMEMBERED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(sets) = remembered().as_ref().and_then(|m| m.get(&format).cloned()) {
+    if let Some(sets) = remembered().get(&format).cloned() {
         return Ok(sets);
     }
     let sets = first_parameter_sets(format)?;
     let mut map = remembered();
-    let map = map.get_or_insert_with(HashMap::new);
     if map.len() < REMEMBERED_FORMATS {
         map.insert(format, sets.clone());
     }
