@@ -12,12 +12,19 @@
 //! It also holds each request head until it is complete and checks it with `httparse` (the
 //! parser hyper uses): a head that would get hyper's empty 400 gets, instead, the answer the
 //! [`Refuse`] function builds (a fault body in the device's format), and the connection ends.
+//!
+//! And it bounds the wait for a request head ([`LenientTarget::with_head_timeout`]), in place
+//! of hyper's `header_read_timeout`, which arms and disarms a timer for every request: here one
+//! timer per connection is moved only when it fires early.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 /// The bytes a request target may not hold as they are.
 fn refused(b: u8) -> bool {
@@ -86,6 +93,16 @@ pub struct LenientTarget<S> {
     pending_at: usize,
     /// What each read from the connection lands in (kept, so it is not zeroed per read).
     raw: Box<[u8]>,
+    /// How long the client has for a request head, counted from the connection's start or
+    /// the last bytes written to it (the previous answer); `None`: no limit.
+    head_timeout: Option<Duration>,
+    /// When the wait for the next head started.
+    quiet_since: Instant,
+    /// A head was read and nothing has been written since: the request is being answered, no
+    /// head is awaited.
+    answering: bool,
+    /// Fires at or before the head's deadline (made on the first wait).
+    head_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> LenientTarget<S> {
@@ -103,31 +120,64 @@ impl<S> LenientTarget<S> {
             pending: Vec::new(),
             pending_at: 0,
             raw: vec![0; 8192].into_boxed_slice(),
+            head_timeout: None,
+            quiet_since: Instant::now(),
+            answering: false,
+            head_timer: None,
+        }
+    }
+
+    /// Ends the connection (a read error for the reader) when a request head is not complete
+    /// `limit` after the connection started or after the last answer was written.
+    pub fn with_head_timeout(self, limit: Duration) -> Self {
+        Self { head_timeout: Some(limit), ..self }
+    }
+
+    /// Whether the head awaited now is overdue; otherwise the timer wakes `cx` at its deadline.
+    fn head_overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(limit) = self.head_timeout else { return false };
+        if self.answering || matches!(self.state, State::Body(_) | State::PassThrough) {
+            return false;
+        }
+        let deadline = self.quiet_since + limit;
+        let timer = self.head_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        // The timer keeps an older (earlier) deadline until it fires; then it is moved on.
+        while timer.as_mut().poll(cx).is_ready() {
+            if timer.deadline() >= deadline {
+                return true;
+            }
+            timer.as_mut().reset(deadline);
+        }
+        false
+    }
+
+    /// Bytes were written (an answer): the wait for the next head starts now.
+    fn wrote(&mut self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.answering = false;
+            if self.head_timeout.is_some() {
+                self.quiet_since = Instant::now();
+            }
         }
     }
 
     /// Moves `input` through the state machine into `pending`.
     fn transform(&mut self, mut input: &[u8]) {
         while !input.is_empty() {
-            if self.state == (State::RequestLine { spaces: 0 }) && self.head.is_empty() {
-                if let Some(used) = self.take_whole_head(input) {
-                    input = &input[used..];
-                    continue;
-                }
+            if self.state == State::PassThrough {
+                self.pending.append(&mut self.head);
+                self.pending.extend_from_slice(input);
+                return;
+            }
+            let unchanged = self.follow_unchanged(input);
+            if unchanged > 0 {
+                self.pending.extend_from_slice(&input[..unchanged]);
+                input = &input[unchanged..];
+                continue;
             }
             match self.state {
-                State::PassThrough => {
-                    self.pending.append(&mut self.head);
-                    self.pending.extend_from_slice(input);
-                    return;
-                }
-                State::Body(left) => {
-                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
-                    self.pending.extend_from_slice(&input[..n]);
-                    input = &input[n..];
-                    let left = left - n as u64;
-                    self.state = if left == 0 { State::RequestLine { spaces: 0 } } else { State::Body(left) };
-                }
+                // Followed above: a body is never held back.
+                State::PassThrough | State::Body(_) => {}
                 State::RequestLine { spaces } => {
                     // A run of bytes that need no decision goes over in one copy.
                     let plain = input
@@ -207,14 +257,42 @@ impl<S> LenientTarget<S> {
         }
     }
 
+    /// How much of the start of `input` goes to hyper as it is: body bytes, and whole request
+    /// heads that hyper will parse unchanged (their targets need no rewriting), with their
+    /// framing followed. It stops where the byte-wise path must take over (a head split over
+    /// reads, a target to rewrite, a head to refuse) or at a pass-through.
+    fn follow_unchanged(&mut self, input: &[u8]) -> usize {
+        let mut used = 0;
+        while used < input.len() {
+            match self.state {
+                State::Body(left) => {
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len() - used);
+                    used += n;
+                    let left = left - n as u64;
+                    self.state = if left == 0 { State::RequestLine { spaces: 0 } } else { State::Body(left) };
+                    // The request is whole (an interim 100 Continue may have been written).
+                    self.answering |= left == 0;
+                }
+                State::RequestLine { spaces: 0 } if self.head.is_empty() => {
+                    match self.follow_whole_head(&input[used..]) {
+                        Some(len) => used += len,
+                        None => break,
+                    }
+                }
+                _ => break,
+            }
+        }
+        used
+    }
+
     /// The common case in one step: `input` starts with a whole request head that hyper will
-    /// parse as it is (its target needs no rewriting). The head is handed on and its framing
-    /// followed; returns its length. `None` leaves the byte-wise path to handle it (a head
-    /// split over reads, a target to rewrite, a head to refuse).
-    fn take_whole_head(&mut self, input: &[u8]) -> Option<usize> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let httparse::Status::Complete(len) = request.parse(input).ok()? else { return None };
+    /// parse as it is. Its framing is followed; returns its length.
+    fn follow_whole_head(&mut self, input: &[u8]) -> Option<usize> {
+        let mut headers = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut request = httparse::Request::new(&mut []);
+        let httparse::Status::Complete(len) = request.parse_with_uninit_headers(input, &mut headers).ok()? else {
+            return None;
+        };
         // httparse lets bytes through in a target that hyper's URI parser refuses.
         if request.path?.bytes().any(refused) {
             return None;
@@ -224,7 +302,6 @@ impl<S> LenientTarget<S> {
         for header in request.headers.iter() {
             self.follow_header(header.name.as_bytes(), header.value);
         }
-        self.pending.extend_from_slice(&input[..len]);
         self.follow_body();
         Some(len)
     }
@@ -232,6 +309,7 @@ impl<S> LenientTarget<S> {
     /// After a head: its body, or the next request line (or pass-through for framing it does
     /// not follow).
     fn follow_body(&mut self) {
+        self.answering = true;
         self.state = if self.chunked_or_upgrade {
             State::PassThrough
         } else if self.content_length > 0 {
@@ -319,6 +397,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LenientTarget<S> {
             if this.state == State::PassThrough {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
+            if this.head.is_empty() && this.pending.is_empty() {
+                // Nothing held back: read straight into the reader's buffer, and take out only
+                // what must be rewritten or held (rare).
+                let before = buf.filled().len();
+                if Pin::new(&mut this.inner).poll_read(cx, buf)?.is_pending() {
+                    return this.pending_read(cx);
+                }
+                let read = &buf.filled()[before..];
+                let unchanged = this.follow_unchanged(read);
+                if unchanged == read.len() {
+                    return Poll::Ready(Ok(())); // also the end of the stream (nothing read)
+                }
+                let rest = read[unchanged..].to_vec();
+                buf.set_filled(before + unchanged);
+                this.transform(&rest);
+                if unchanged > 0 {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
             let mut raw = std::mem::take(&mut this.raw);
             let mut read = ReadBuf::new(&mut raw);
             let polled = Pin::new(&mut this.inner).poll_read(cx, &mut read);
@@ -332,16 +430,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LenientTarget<S> {
                 other => Some(other),
             };
             this.raw = raw;
-            if let Some(r) = result {
-                return r;
+            match result {
+                Some(Poll::Pending) => return this.pending_read(cx),
+                Some(r) => return r,
+                None => {}
             }
         }
     }
 }
 
+impl<S> LenientTarget<S> {
+    /// The connection has nothing to read now: pending, or the end of it when a head is overdue.
+    fn pending_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.head_overdue(cx) {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head not complete in time")));
+        }
+        Poll::Pending
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for LenientTarget<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let written = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.wrote(&written);
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -357,7 +469,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for LenientTarget<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -406,6 +520,27 @@ mod tests {
         assert!(through(&[chunked]).ends_with("GET /\" HTTP/1.1\r\n"), "no rewriting after a chunked body");
         let upgrade = b"GET /ws?x=\"1\" HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05\"{}\"|";
         assert_eq!(through(&[upgrade]), "GET /ws?x=%221%22 HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\u{fffd}\u{5}\"{}\"|");
+    }
+
+    /// The head deadline counts from the last answer written, never while a request is being
+    /// answered, and ends the connection with a read error once passed.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_head_ends_the_connection_but_a_slow_answer_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(4096);
+        let mut server = LenientTarget::new(server, refuse).with_head_timeout(Duration::from_secs(10));
+        let mut buf = [0u8; 256];
+        client.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let n = server.read(&mut buf).await.expect("the head");
+        assert!(buf[..n].starts_with(b"GET /a "));
+        // Being answered: 30 s with nothing to read is not a late head.
+        let waited = tokio::time::timeout(Duration::from_secs(30), server.read(&mut buf)).await;
+        assert!(waited.is_err(), "still waiting after 30 s while answering: {waited:?}");
+        server.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await.expect("answer");
+        let answered = Instant::now();
+        let late = server.read(&mut buf).await.expect_err("the next head is late");
+        assert_eq!(late.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(answered.elapsed(), Duration::from_secs(10), "10 s after the answer");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -104,11 +104,10 @@ where
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(app.handle(req, local).await) }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(LenientTarget::new(io, H::malformed)), service)
-        .with_upgrades();
+    // The head deadline is the connection wrapper's (one timer per connection), not hyper's
+    // `header_read_timeout` (a timer armed and disarmed per request).
+    let io = LenientTarget::new(io, H::malformed).with_head_timeout(HEADER_READ_TIMEOUT);
+    let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => r,
