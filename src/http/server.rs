@@ -100,6 +100,9 @@ where
     H: Handler,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Every request's future holds the app. A handle of the connection's own is cloned per
+    // request, so the count that changes is this connection's, not the one every core shares.
+    let app = Arc::new(app);
     let service = service_fn(move |req| {
         let app = app.clone();
         async move { Ok::<_, std::convert::Infallible>(app.handle(req, local).await) }
@@ -109,6 +112,10 @@ where
     let io = LenientTarget::new(io, H::malformed).with_head_timeout(HEADER_READ_TIMEOUT);
     let conn = http1::Builder::new().serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::pin!(conn);
+    // The select polls the cancellation on every wake-up of the connection, and a pending
+    // `cancelled()` locks its token's waiter list each time: a token of its own keeps that
+    // lock out of the other connections' way.
+    let shutdown = shutdown.child_token();
     tokio::select! {
         r = conn.as_mut() => r,
         () = shutdown.cancelled() => {
