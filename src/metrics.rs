@@ -6,9 +6,14 @@
 //! its [`DeviceMetrics`] handle. Label values come from closed sets (route classes, known
 //! commands, SIP methods, states), never from raw input, so a peer cannot grow the families.
 //! Per-packet counters (RTP) are resolved once per call ([`RtpCounters`]) so the media loop
-//! only adds to atomics.
+//! only adds to atomics. The counters of requests, commands, SIP messages and call states are
+//! counted per thread ([`Shards`]) and summed into their families before each scrape: counting
+//! then touches neither a family's lock nor a count that every core writes.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -83,9 +88,72 @@ struct BuildLabels {
 
 type Labeled<L> = (DeviceLabel, L);
 
+/// The labels of a counter counted per thread, by family.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Hot {
+    Http(HttpLabels),
+    Command(CommandLabels),
+    CallState(CallLabels),
+    Sip(SipLabels),
+}
+
+/// The count one thread (at a time) adds to, for one counter.
+type Shard = Arc<AtomicU64>;
+
+/// Every per-thread count of a [`Metrics`], by device and labels.
+#[derive(Debug, Default)]
+struct Shards(Mutex<HashMap<(DeviceLabel, Hot), Vec<Shard>>>);
+
+impl Shards {
+    /// A shard of the counter `key` for the calling thread: one no thread holds any more (its
+    /// thread ended or let it go), else a new one.
+    fn take(&self, key: &(DeviceLabel, Hot)) -> Shard {
+        let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let shards = all.entry(key.clone()).or_default();
+        // Handles are cloned only here, under the lock: a count of one (the list's own) means
+        // no thread holds it.
+        if let Some(free) = shards.iter().find(|s| Arc::strong_count(s) == 1) {
+            return free.clone();
+        }
+        let shard = Shard::default();
+        shards.push(shard.clone());
+        shard
+    }
+
+    /// Each counter's shards summed into its family.
+    fn fold_into(&self, m: &Metrics) {
+        let all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for ((device, hot), shards) in all.iter() {
+            let sum = shards.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+            let device = *device;
+            let counter = match hot {
+                Hot::Http(l) => m.http_requests.get_or_create(&(device, l.clone())).clone(),
+                Hot::Command(l) => m.commands.get_or_create(&(device, l.clone())).clone(),
+                Hot::CallState(l) => m.call_states.get_or_create(&(device, l.clone())).clone(),
+                Hot::Sip(l) => m.sip_messages.get_or_create(&(device, l.clone())).clone(),
+            };
+            counter.inner().store(sum, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Most shards a thread holds; past it the thread lets them all go (to be taken again).
+const MAX_HELD_SHARDS: usize = 4096;
+
+thread_local! {
+    /// The shards this thread counts into, by [`Metrics`] id, device and labels.
+    static HELD: RefCell<HashMap<(u64, DeviceLabel, Hot), Shard>> = RefCell::new(HashMap::new());
+}
+
+/// Numbers each [`Metrics`], so a thread's shards are never taken for another's.
+static NEXT_METRICS_ID: AtomicU64 = AtomicU64::new(0);
+
 /// Every metric family of the process.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Keys this instance's shards in [`HELD`].
+    id: u64,
+    shards: Shards,
     registry: Registry,
     http_requests: Family<Labeled<HttpLabels>, Counter>,
     commands: Family<Labeled<CommandLabels>, Counter>,
@@ -113,6 +181,8 @@ impl Metrics {
         build_info.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
         registry.register("build_info", "The doorsim build (value 1)", build_info);
         let m = Self {
+            id: NEXT_METRICS_ID.fetch_add(1, Ordering::Relaxed),
+            shards: Shards::default(),
             http_requests: Family::default(),
             commands: Family::default(),
             call_states: Family::default(),
@@ -153,6 +223,7 @@ impl Metrics {
 
     /// The text exposition of every family, in the classic Prometheus text format.
     pub fn render(&self) -> String {
+        self.shards.fold_into(self);
         let mut open_metrics = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut open_metrics, &self.registry);
@@ -186,18 +257,18 @@ pub struct RtpCounters {
 impl DeviceMetrics {
     /// An HTTP request to a path of class `path` answered with `status`.
     pub fn http_request(&self, path: &'static str, status: u16) {
-        self.all.http_requests.get_or_create(&(self.device, HttpLabels { path, status })).inc();
+        self.count(Hot::Http(HttpLabels { path, status }));
     }
 
     /// A Call service command (a known name) answered, with its fault code if it failed.
     pub fn command(&self, command: &'static str, fault: Option<&'static str>) {
         let labels = CommandLabels { command, fault: fault.unwrap_or_default() };
-        self.all.commands.get_or_create(&(self.device, labels)).inc();
+        self.count(Hot::Command(labels));
     }
 
     /// A call entered `state` for `reason`.
     pub fn call_state(&self, direction: &'static str, state: &'static str, reason: &'static str) {
-        self.all.call_states.get_or_create(&(self.device, CallLabels { direction, state, reason })).inc();
+        self.count(Hot::CallState(CallLabels { direction, state, reason }));
     }
 
     /// A SIP request with `method` received (`inbound`) or sent over `transport`.
@@ -228,7 +299,24 @@ impl DeviceMetrics {
 
     fn sip_message(&self, inbound: bool, message: &'static str, status: u16, transport: &'static str) {
         let direction = if inbound { "in" } else { "out" };
-        self.all.sip_messages.get_or_create(&(self.device, SipLabels { direction, message, status, transport })).inc();
+        self.count(Hot::Sip(SipLabels { direction, message, status, transport }));
+    }
+
+    /// Adds one to the counter `labels` in this thread's shard of it.
+    fn count(&self, labels: Hot) {
+        HELD.with_borrow_mut(|held| {
+            let key = (self.all.id, self.device, labels);
+            if let Some(shard) = held.get(&key) {
+                shard.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            let shard = self.all.shards.take(&(self.device, key.2.clone()));
+            shard.fetch_add(1, Ordering::Relaxed);
+            if held.len() >= MAX_HELD_SHARDS {
+                held.clear();
+            }
+            held.insert(key, shard);
+        });
     }
 
     /// A REGISTER ended with `status` (408 when the registrar did not answer).
@@ -364,5 +452,29 @@ mod tests {
         );
         assert!(!own.contains("device=\"1\""), "{own}");
         assert!(all.render().contains("device=\"1\""));
+    }
+
+    /// Counts made on many threads, some of them ended before others began, all reach the
+    /// exposition, and an ended thread's shard is taken over instead of a new one made.
+    #[test]
+    fn counts_from_every_thread_add_up_and_ended_threads_shards_are_reused() {
+        let all = Arc::new(Metrics::new());
+        let device = all.device(None);
+        for _ in 0..3 {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let device = device.clone();
+                    std::thread::spawn(move || (0..1000).for_each(|_| device.http_request("call_service", 200)))
+                })
+                .collect();
+            threads.into_iter().for_each(|t| t.join().expect("counting thread"));
+        }
+        device.http_request("call_service", 200);
+        let text = all.render();
+        let sample = r#"doorsim_http_requests_total{path="call_service",status="200"} 12001"#;
+        assert!(text.contains(sample), "{sample} in {text}");
+        let shards = all.shards.0.lock().expect("shards");
+        let made = shards.values().map(Vec::len).sum::<usize>();
+        assert!(made <= 5, "12 threads, 5 at most at once, made {made} shards");
     }
 }
