@@ -1,6 +1,6 @@
 //! The device's configuration store and its invariants.
 //!
-//! One [`DeviceState`] behind a `std::sync::Mutex`. Every change goes through
+//! One [`DeviceState`], published whole through an `ArcSwap`. Every change goes through
 //! [`Store::update`]: the closure works on a copy, the invariants are checked on the result, and
 //! only a valid result replaces the state. All-or-nothing plural Set*/Remove* falls out of this
 //! shape (DESIGN.md decision 6). The state is small (at most [`MAX_OBJECTS`] of each kind), so
@@ -9,7 +9,9 @@
 //! With a state file ([`Store::open`], `--state`), each change is written durably before it
 //! takes effect and before the request is answered; a write that fails changes nothing.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -361,14 +363,17 @@ pub struct SipLoad {
     pub dialogs: std::sync::atomic::AtomicUsize,
 }
 
-/// The store: one device's state behind a read-write lock that is never held across an
-/// `.await` (requests on every worker read it at once; an update waits for them), and
-/// the registration status the SIP user agent reports per account.
+/// The store: one device's state, which requests on every worker read at once without a lock
+/// (a read-write lock's count would be written by every core on every read), and the
+/// registration status the SIP user agent reports per account.
 #[derive(Debug)]
 pub struct Store {
-    /// Held for a copy or a swap, and with a state file also for its write, so the file always
-    /// holds the latest committed state (writes are rare and small).
-    state: RwLock<DeviceState>,
+    /// The committed state; a reader holds the one it loaded, an update publishes a new one.
+    state: ArcSwap<DeviceState>,
+    /// Held by an update (or reset) from its copy to its swap, and with a state file also for
+    /// the write, so updates apply one after another and the file always holds the latest
+    /// committed state (writes are rare and small).
+    updating: Mutex<()>,
     /// Where the state persists (`--state`), if anywhere.
     file: Option<Arc<StateFile>>,
     /// Last registration result per account id; held only to read or write one entry.
@@ -389,7 +394,8 @@ pub struct Store {
 impl Default for Store {
     fn default() -> Self {
         Self {
-            state: RwLock::default(),
+            state: ArcSwap::default(),
+            updating: Mutex::default(),
             file: None,
             registrations: Mutex::default(),
             registration_revision: tokio::sync::watch::Sender::new(0),
@@ -409,7 +415,7 @@ impl Store {
 
     /// A store that starts from (and resets to) `factory`, in memory.
     pub fn with_factory(factory: DeviceState) -> Self {
-        Self { state: RwLock::new(factory.clone()), factory, ..Self::default() }
+        Self { state: ArcSwap::from_pointee(factory.clone()), factory, ..Self::default() }
     }
 
     /// A store kept in `file`: what the file holds (refused, and left untouched, when it does
@@ -421,39 +427,34 @@ impl Store {
         } else {
             DeviceState::from_file(&file.document()).map_err(|e| file.refused(e))?
         };
-        Ok(Self { state: RwLock::new(state), file: Some(file), factory, ..Self::default() })
+        Ok(Self { state: ArcSwap::from_pointee(state), file: Some(file), factory, ..Self::default() })
     }
 
-    /// A panic while holding the lock cannot leave a half-applied state (updates swap whole
-    /// states), so a poisoned lock is still consistent.
-    fn reading(&self) -> std::sync::RwLockReadGuard<'_, DeviceState> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// See [`Store::reading`].
-    fn writing(&self) -> std::sync::RwLockWriteGuard<'_, DeviceState> {
-        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Taken for a whole update. A panic while holding it cannot leave a half-applied state
+    /// (updates swap whole states), so a poisoned lock is still consistent.
+    fn updating(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.updating.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads the state.
     pub fn read<T>(&self, f: impl FnOnce(&DeviceState) -> T) -> T {
-        f(&self.reading())
+        f(&self.state.load())
     }
 
     /// A copy of the whole state.
     pub fn snapshot(&self) -> DeviceState {
-        self.reading().clone()
+        DeviceState::clone(&self.state.load())
     }
 
     /// Applies `f` to a copy of the state; commits it only if `f` succeeds and every invariant
     /// holds afterwards. A refused update changes nothing.
     pub fn update<T>(&self, f: impl FnOnce(&mut DeviceState) -> ModelResult<T>) -> ModelResult<T> {
-        let mut guard = self.writing();
-        let mut next = guard.clone();
+        let guard = self.updating();
+        let mut next = DeviceState::clone(&self.state.load());
         let out = f(&mut next)?;
         next.check_invariants()?;
         self.save(&next)?;
-        *guard = next;
+        self.state.store(Arc::new(next));
         drop(guard);
         self.revision.send_modify(|r| *r += 1);
         Ok(out)
@@ -461,12 +462,12 @@ impl Store {
 
     /// Restores the factory defaults.
     pub fn reset(&self) {
-        let mut guard = self.writing();
+        let guard = self.updating();
         let factory = self.factory.clone();
         if let Err(e) = self.save(&factory) {
             tracing::error!(error = %e, "the state file could not be reset");
         }
-        *guard = factory;
+        self.state.store(Arc::new(factory));
         drop(guard);
         self.set_sip_listener_problem(None); // the listeners follow the factory state afresh
         self.revision.send_modify(|r| *r += 1);
